@@ -1,0 +1,86 @@
+"""The control channel: served on its own thread so that it answers while user code runs.
+
+Operations are registered with @operation(name); each takes the Worker and the request's arguments and returns
+a value the host can decode. Cancels are not operations: they go straight to Worker.interrupt.
+"""
+import marshal
+import os
+
+from . import protocol as P
+from .values import Unconvertible, dumps, loads
+
+OPERATIONS = {}
+
+
+def operation(name):
+    def register(fn):
+        OPERATIONS[name] = fn
+        return fn
+    return register
+
+
+def _die_with_parent():
+    """Ask Linux to SIGKILL this process when the host dies (the control channel's EOF covers the rest)."""
+    host = os.environ.get('PYWORKERS_HOST_PID')
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+    if host and str(os.getppid()) != host:
+        os._exit(0)
+
+
+def _send(fd, kind, flags, rid, payload):
+    from .worker import write_all
+    write_all(fd, [P.frame_header(kind, flags, rid, len(payload)), payload])
+
+
+def _answer(worker, fd, rid, flags, payload):
+    failure = None
+    try:
+        name, args = loads(payload, flags)
+        op = OPERATIONS.get(name)
+        if op is None:
+            raise ValueError('unknown control operation %r' % (name,))
+        body, out_flags = dumps(op(worker, *args))
+    except BaseException as exc:
+        failure = exc
+    if failure is None:
+        _send(fd, P.OK, out_flags, rid, body)
+        return
+    if failure.__class__ is MemoryError:
+        failure = None
+        info = ('python', 'MemoryError', 'builtins', '', '')
+    elif isinstance(failure, Unconvertible):
+        info = ('conversion', failure.type_name or '', '', failure.reason, failure.where('result'))
+    else:
+        from .worker import _format_traceback, _message, _type_info
+        name, module = _type_info(failure)
+        info = ('python', name, module, _message(failure), _format_traceback(failure))
+    _send(fd, P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
+
+
+def serve_control(worker, fd):
+    _die_with_parent()
+    from . import memory  # noqa: F401  (registers the memory operations)
+    buf = bytearray()
+    frames = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            os._exit(0)  # the host is gone
+        buf += data
+        P.parse_frames(buf, frames)
+        for kind, flags, rid, payload in frames:
+            if kind == P.CANCEL:
+                worker.interrupt(rid)
+            elif kind == P.CONTROL:
+                _answer(worker, fd, rid, flags, payload)
+        frames.clear()
+
+
+@operation('ping')
+def ping(worker):
+    return worker.calls

@@ -1,0 +1,521 @@
+"""One pyworkers worker process.
+
+The main thread reads requests from the data channel (fd 3) and runs them one after another; replies are
+batched into as few writes as latency allows. A second thread serves the control channel (fd 4): cancels,
+statistics, collections and tracing, so that they never wait behind user code.
+"""
+import builtins
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+
+from . import protocol as P
+from .control import serve_control
+from .values import Unconvertible, dumps, loads
+
+DATA_FD = 3
+CONTROL_FD = 4
+READ_SIZE = 1 << 18
+MAX_READ = 1 << 24
+IOV_MAX = 512
+FLUSH_AFTER = 0.0002         # a reply may wait this long for others to share its write
+STREAM_FLUSH_AFTER = 0.002   # stream items may wait this long to share a frame
+STREAM_BATCH = 2048          # at most this many items per frame
+RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+_perf_counter = time.perf_counter
+_PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
+_header = P.HEADER.pack
+_STREAM_ANSWERED = object()
+
+
+def write_all(fd, parts):
+    """Write every buffer of `parts` to fd, however the kernel splits it."""
+    i = 0
+    n_parts = len(parts)
+    while i < n_parts:
+        batch = parts[i:i + IOV_MAX]
+        written = os.writev(fd, batch)
+        for part in batch:
+            size = len(part)
+            if written >= size:
+                written -= size
+                i += 1
+            else:
+                parts[i] = memoryview(part)[written:]
+                break
+
+
+class Writer:
+    """Collects frames and writes them together."""
+
+    __slots__ = ('fd', 'parts', 'since')
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.parts = []
+        self.since = 0.0
+
+    def add(self, kind, flags, rid, payload):
+        parts = self.parts
+        if not parts:
+            self.since = _perf_counter()
+        parts.append(_header(len(payload) + 6, kind, flags, rid))
+        parts.append(payload)
+
+    def flush(self):
+        parts = self.parts
+        if parts:
+            self.parts = []
+            write_all(self.fd, parts)
+
+
+class Stream:
+    __slots__ = ('iterator', 'is_async', 'credit')
+
+    def __init__(self, iterator, is_async, credit):
+        self.iterator = iterator
+        self.is_async = is_async
+        self.credit = credit
+
+
+def _type_info(exc):
+    cls = exc.__class__
+    return cls.__qualname__, cls.__module__ or ''
+
+
+def _format_traceback(exc):
+    import traceback
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(RUNTIME_DIR):
+        tb = tb.tb_next
+    try:
+        return ''.join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        return ''
+
+
+def _message(exc):
+    try:
+        return str(exc)
+    except BaseException:
+        return '<unprintable %s>' % exc.__class__.__name__
+
+
+class Worker:
+    def __init__(self, main_namespace):
+        self.main = main_namespace
+        self.out = Writer(DATA_FD)
+        self.inbuf = bytearray()
+        self.pending = deque()
+        self.namespaces = {}
+        self.streams = {}
+        self.eval_cache = {}
+        self.loop = None
+        self.calls = 0
+        self.started = time.time()
+        # interrupt state, shared with the control thread (see interrupt())
+        self.current = 0
+        self.armed = False
+        self.cancelled = set()
+        self.interrupted = 0
+        self.main_ident = threading.main_thread().ident
+        self.worker_id = 0
+        self.config = {}
+        self.handlers = {
+            P.CALL: self.on_call,
+            P.EVAL: self.on_eval,
+            P.EXEC: self.on_exec,
+            P.STREAM_CALL: self.on_stream_call,
+            P.STREAM_EVAL: self.on_stream_eval,
+            P.STREAM_MORE: self.on_stream_more,
+            P.STREAM_CLOSE: self.on_stream_close,
+            P.CONTEXT_CLOSE: self.on_context_close,
+        }
+
+    # ---------------------------------------------------------------- interrupts
+    def interrupt(self, rid):
+        """Called on the control thread: interrupt request `rid` if it runs, or as soon as it starts.
+
+        Race-free: the SIGINT handler only raises while the request it was meant for is the one running.
+        """
+        self.cancelled.add(rid)
+        if self.current == rid:
+            signal.pthread_kill(self.main_ident, signal.SIGINT)
+
+    def on_sigint(self, signum, frame):
+        if self.armed:
+            rid = self.current
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
+                self.interrupted = rid
+                raise KeyboardInterrupt
+
+    # ---------------------------------------------------------------- main loop
+    def read_more(self):
+        inbuf = self.inbuf
+        want = READ_SIZE
+        if len(inbuf) >= 4:
+            need = int.from_bytes(inbuf[:4], 'little') + 4 - len(inbuf)
+            want = min(max(want, need), MAX_READ)
+        data = os.read(DATA_FD, want)
+        if not data:
+            os._exit(0)  # the host is gone
+        inbuf += data
+        P.parse_frames(inbuf, self.pending)
+
+    def serve(self):
+        pending = self.pending
+        out = self.out
+        handlers = self.handlers
+        while True:
+            if not pending:
+                out.flush()
+                self.read_more()
+                continue
+            kind, flags, rid, payload = pending.popleft()
+            if out.parts and _perf_counter() - out.since > FLUSH_AFTER:
+                out.flush()
+            handler = handlers.get(kind)
+            if handler is None:
+                self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
+            else:
+                handler(flags, rid, payload)
+
+    def execute(self, rid, flags, payload, action):
+        """Run action(rid, request) as request `rid`, interruptible, and send its one reply."""
+        self.current = rid
+        failure = None
+        try:
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
+                self.interrupted = rid
+                raise KeyboardInterrupt
+            self.armed = True
+            result = action(rid, loads(payload, flags))
+            if type(result) not in _PLAIN and hasattr(result, '__await__'):
+                result = self.run_coroutine(result)
+            self.armed = False
+        except BaseException as exc:
+            self.armed = False
+            failure = exc
+        self.current = 0
+        self.calls += 1
+        if failure is None:
+            if result is not _STREAM_ANSWERED:
+                self.send_result(rid, result)
+        elif failure.__class__ is MemoryError:
+            # Drop the exception (and the frames that hold what filled memory) before building the reply.
+            failure = None
+            self.send_memory_error(rid)
+        else:
+            self.send_failure(rid, failure)
+
+    def run_coroutine(self, awaitable):
+        loop = self.loop
+        if loop is None:
+            import asyncio
+            loop = self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        task = loop.create_task(_await(awaitable))
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                try:
+                    loop.run_until_complete(task)
+                except BaseException:
+                    pass
+            raise
+
+    # ---------------------------------------------------------------- replies
+    def send_result(self, rid, result):
+        try:
+            payload, flags = dumps(result)
+        except Unconvertible as e:
+            self.send_error(rid, ('conversion', e.type_name or '', '', e.reason, e.where('result')))
+            return
+        except MemoryError:
+            self.send_memory_error(rid)
+            return
+        self.out.add(P.OK, flags, rid, payload)
+
+    def send_error(self, rid, info):
+        import marshal
+        self.out.add(P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
+
+    def send_memory_error(self, rid):
+        self.send_error(rid, ('python', 'MemoryError', 'builtins', '', 'MemoryError\n'))
+
+    def send_failure(self, rid, exc):
+        if isinstance(exc, Unconvertible):
+            self.send_error(rid, ('conversion', exc.type_name or '', '', exc.reason, exc.where('items')))
+            return
+        kind = 'python'
+        if isinstance(exc, KeyboardInterrupt) and self.interrupted == rid:
+            kind = 'interrupted'
+            self.interrupted = 0
+        name, module = _type_info(exc)
+        self.send_error(rid, (kind, name, module, _message(exc), _format_traceback(exc)))
+
+    # ---------------------------------------------------------------- requests
+    def namespace(self, ctx):
+        if not ctx:
+            return self.main
+        ns = self.namespaces.get(ctx)
+        if ns is None:
+            ns = self.namespaces[ctx] = {'__name__': '__main__', '__builtins__': builtins}
+        return ns
+
+    def resolve(self, ctx, module, name):
+        head, dot, rest = name.partition('.')
+        if module == '__main__':
+            ns = self.namespaces.get(ctx) if ctx else None
+            if ns is not None and head in ns:
+                obj = ns[head]
+            elif head in self.main:
+                obj = self.main[head]
+            else:
+                raise AttributeError("module '__main__' has no attribute '%s'" % head)
+        else:
+            obj = sys.modules.get(module)
+            if obj is None:
+                import importlib
+                obj = importlib.import_module(module)
+            obj = getattr(obj, head)
+        if dot:
+            for part in rest.split('.'):
+                obj = getattr(obj, part)
+        return obj
+
+    def compile_eval(self, code):
+        cache = self.eval_cache
+        compiled = cache.get(code)
+        if compiled is None:
+            compiled = compile(code, '<eval>', 'eval')
+            if len(cache) >= 256:
+                cache.clear()
+            cache[code] = compiled
+        return compiled
+
+    def evaluate(self, ctx, code, local):
+        ns = self.namespace(ctx)
+        compiled = self.compile_eval(code)
+        if local:
+            scope = dict(ns)
+            scope.update(local)
+            return eval(compiled, scope)
+        return eval(compiled, ns)
+
+    def do_call(self, rid, req):
+        ctx, module, name, args, kwargs = req
+        fn = self.resolve(ctx, module, name)
+        return fn(*args, **kwargs) if kwargs else fn(*args)
+
+    def do_eval(self, rid, req):
+        ctx, code, local = req
+        return self.evaluate(ctx, code, local)
+
+    def do_exec(self, rid, req):
+        ctx, code = req
+        exec(compile(code, '<exec>', 'exec'), self.namespace(ctx))
+        return None
+
+    def on_call(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_call)
+
+    def on_eval(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_eval)
+
+    def on_exec(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_exec)
+
+    def on_context_close(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_context_close)
+
+    def do_context_close(self, rid, ctx):
+        self.namespaces.pop(ctx, None)
+        return None
+
+    # ---------------------------------------------------------------- streams
+    def on_stream_call(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_stream_call)
+
+    def on_stream_eval(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_stream_eval)
+
+    def on_stream_more(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_stream_more)
+
+    def on_stream_close(self, flags, rid, payload):
+        self.execute(rid, flags, payload, self.do_stream_close)
+
+    def do_stream_call(self, rid, req):
+        ctx, module, name, args, kwargs, credit = req
+        fn = self.resolve(ctx, module, name)
+        return self.open_stream(rid, fn(*args, **kwargs) if kwargs else fn(*args), credit)
+
+    def do_stream_eval(self, rid, req):
+        ctx, code, local, credit = req
+        return self.open_stream(rid, self.evaluate(ctx, code, local), credit)
+
+    def open_stream(self, sid, obj, credit):
+        if type(obj) not in _PLAIN and hasattr(obj, '__await__') and not hasattr(obj, '__aiter__'):
+            obj = self.run_coroutine(obj)
+        if hasattr(obj, '__anext__'):
+            stream = Stream(obj, True, credit)
+        elif hasattr(obj, '__aiter__'):
+            stream = Stream(obj.__aiter__(), True, credit)
+        else:
+            try:
+                iterator = iter(obj)
+            except TypeError:
+                raise TypeError("a stream needs an iterable, but the result is of type '%s'"
+                                % type(obj).__qualname__) from None
+            stream = Stream(iterator, False, credit)
+        self.streams[sid] = stream
+        return self.stream_step(sid, stream)
+
+    def do_stream_more(self, sid, credit):
+        stream = self.streams.get(sid)
+        if stream is None:  # ended or closed meanwhile
+            self.out.add(P.ITEMS_END, 0, sid, b'[\x00\x00\x00\x00')
+            return _STREAM_ANSWERED
+        stream.credit += credit
+        return self.stream_step(sid, stream)
+
+    def do_stream_close(self, rid, sid):
+        stream = self.streams.pop(sid, None)
+        if stream is not None:
+            iterator = stream.iterator
+            if stream.is_async:
+                aclose = getattr(iterator, 'aclose', None)
+                if aclose is not None:
+                    self.run_coroutine(aclose())
+            else:
+                close = getattr(iterator, 'close', None)
+                if close is not None:
+                    close()
+        return None
+
+    def stream_step(self, sid, stream):
+        """Produce up to the stream's credit of items; answers with ITEMS frames."""
+        items = []
+        append = items.append
+        iterator = stream.iterator
+        started = _perf_counter()
+        try:
+            if stream.is_async:
+                anext = iterator.__anext__
+                run = self.run_coroutine
+                while stream.credit > 0:
+                    append(run(anext()))
+                    stream.credit -= 1
+                    if len(items) >= STREAM_BATCH or _perf_counter() - started > STREAM_FLUSH_AFTER:
+                        self.send_items(sid, P.ITEMS, items)
+                        items = []
+                        append = items.append
+                        started = _perf_counter()
+            else:
+                step = iterator.__next__
+                while stream.credit > 0:
+                    append(step())
+                    stream.credit -= 1
+                    if len(items) >= STREAM_BATCH or _perf_counter() - started > STREAM_FLUSH_AFTER:
+                        self.send_items(sid, P.ITEMS, items)
+                        items = []
+                        append = items.append
+                        started = _perf_counter()
+        except (StopIteration, StopAsyncIteration):
+            self.streams.pop(sid, None)
+            self.send_items(sid, P.ITEMS_END, items)
+            return _STREAM_ANSWERED
+        except BaseException:
+            self.streams.pop(sid, None)
+            if not stream.is_async:
+                close = getattr(iterator, 'close', None)
+                if close is not None:
+                    try:
+                        close()
+                    except BaseException:
+                        pass
+            if items:
+                self.send_items(sid, P.ITEMS, items)
+            raise
+        self.send_items(sid, P.ITEMS_PAUSE, items)
+        return _STREAM_ANSWERED
+
+    def send_items(self, sid, kind, items):
+        payload, flags = dumps(items)
+        out = self.out
+        out.add(kind, flags, sid, payload)
+        if kind == P.ITEMS:
+            out.flush()
+
+    # ---------------------------------------------------------------- start
+    def handshake(self):
+        while not self.pending:
+            self.read_more()
+        kind, flags, rid, payload = self.pending.popleft()
+        if kind != P.INIT:
+            raise SystemExit('pyworkers: expected INIT, got frame kind %d' % kind)
+        config = loads(payload, flags)
+        self.config = config
+        self.worker_id = config.get('workerId', 0)
+        for entry in reversed(config.get('path') or ()):
+            sys.path.insert(0, entry)
+        try:
+            for code in config.get('setup') or ():
+                exec(compile(code, '<setup>', 'exec'), self.main)
+        except BaseException as exc:
+            self.send_failure(rid, exc)
+            self.out.flush()
+            return
+        import platform
+        self.send_result(rid, {
+            'pid': os.getpid(),
+            'version': platform.python_version(),
+            'implementation': platform.python_implementation(),
+            'executable': sys.executable,
+            'protocol': P.PROTOCOL_VERSION,
+        })
+        self.out.flush()
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def main():
+    main_ns = sys.modules['__main__'].__dict__
+    for name in ('sys', '_pyworkers'):
+        main_ns.pop(name, None)
+    parent = os.path.dirname(RUNTIME_DIR)
+    if parent in sys.path:
+        sys.path.remove(parent)
+    for fd in (DATA_FD, CONTROL_FD):
+        os.set_inheritable(fd, False)
+        os.set_blocking(fd, True)
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except Exception:
+        pass
+    worker = Worker(main_ns)
+    signal.signal(signal.SIGINT, worker.on_sigint)
+    threading.Thread(target=serve_control, args=(worker, CONTROL_FD), name='pyworkers-control', daemon=True).start()
+    worker.handshake()
+    while True:
+        try:
+            worker.serve()
+        except KeyboardInterrupt:
+            # An interrupt that landed in the runtime's own code after its request finished: the request has
+            # either answered already (current is 0) or is answered here.
+            rid = worker.current
+            worker.current = 0
+            worker.armed = False
+            if rid:
+                worker.send_error(rid, ('interrupted', 'KeyboardInterrupt', 'builtins', '', ''))

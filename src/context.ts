@@ -1,0 +1,138 @@
+/**
+ * A context: a namespace of its own, pinned to one worker for its whole life.
+ */
+import { ArgumentError, ContextClosedError, ContextLostError } from './errors.js';
+import { CallJob } from './job.js';
+import { resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
+import type { PoolCore } from './pool.js';
+import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from './requests.js';
+import { PyStream } from './stream.js';
+import type { PythonWorker } from './worker.js';
+
+export class Context {
+  /** The context's id (unique in its pool). */
+  readonly id: number;
+  readonly #core: PoolCore;
+  #worker: PythonWorker | undefined;
+  #closed = false;
+
+  /** @internal Use `pool.context()`. */
+  constructor(core: PoolCore) {
+    this.#core = core;
+    this.id = core.nextContextId();
+    this.#worker = core.pickWorkerForContext();
+    this.#worker?.contexts.add(this.id);
+  }
+
+  /** The id of the worker holding this context's namespace. */
+  get workerId(): number | undefined {
+    return this.#worker?.id;
+  }
+
+  /** Whether the context was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Call `module.fn(*args, **kwargs)`; `'__main__'` names this context's namespace. */
+  call<T = any>(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<T> {
+    return this.#run(() => {
+      const o = resolveCallOptions(options, false);
+      if (!Array.isArray(args)) throw new ArgumentError('args must be an array');
+      return [requestCall(this.id, module, fn, args, o.kwargs), o];
+    }) as Promise<T>;
+  }
+
+  /** Evaluate an expression in this context's namespace, with optional locals that do not persist. */
+  eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
+    return this.#run(() => {
+      const o = resolveCallOptions(options, false);
+      if (typeof code !== 'string') throw new ArgumentError('code must be a string');
+      return [requestEval(this.id, code, locals ?? undefined), o];
+    }) as Promise<T>;
+  }
+
+  /** Run statements in this context's namespace; what they define persists until the context closes. */
+  async exec(code: string, options?: CallOptions): Promise<void> {
+    await this.#run(() => {
+      const o = resolveCallOptions(options, false);
+      if (typeof code !== 'string') throw new ArgumentError('code must be a string');
+      return [requestExec(this.id, code), o];
+    });
+  }
+
+  /** Stream the items of `module.fn(*args, **kwargs)` from this context's worker. */
+  stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
+    const o = resolveCallOptions(options, true);
+    return this.#stream((credit) => requestStreamCall(this.id, module, fn, args, o.kwargs, credit), o);
+  }
+
+  /** Stream the items of an expression evaluated in this context's namespace. */
+  streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
+    const o = resolveCallOptions(options, true);
+    return this.#stream((credit) => requestStreamEval(this.id, code, locals ?? undefined, credit), o);
+  }
+
+  /** Free the namespace in the worker. Later calls reject with `ERR_CONTEXT_CLOSED`. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const worker = this.#worker;
+    if (!worker || worker.state === 'exited') return;
+    const request = requestContextClose(this.id);
+    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: undefined, signal: undefined }, true);
+    worker.send(job);
+    try {
+      await job.promise;
+    } finally {
+      worker.contexts.delete(this.id);
+      this.#core.contextClosed(worker, this.id);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal The worker this context lives on, checked to be usable. */
+  worker(): PythonWorker {
+    if (this.#closed) throw new ContextClosedError();
+    this.#core.checkOpen();
+    if (!this.#worker) {
+      this.#worker = this.#core.pickWorkerForContext();
+      if (!this.#worker) throw new ContextLostError('No worker is available for this context');
+      this.#worker.contexts.add(this.id);
+    }
+    if (this.#worker.state === 'exited') {
+      throw new ContextLostError(
+        `The worker that held this context (worker ${this.#worker.id}) has exited; its namespace is gone. Create a new context.`,
+      );
+    }
+    return this.#worker;
+  }
+
+  #run(build: () => [Request, { timeout: number | undefined; signal: AbortSignal | undefined }]): Promise<unknown> {
+    try {
+      const worker = this.worker();
+      const [request, o] = build();
+      const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal }, true);
+      this.#core.track(job);
+      if (!job.settled) worker.send(job);
+      return job.promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #stream<T>(open: (credit: number) => Request, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
+    return new PyStream<T>(
+      {
+        submit: (job) => this.worker().send(job),
+        sendTo: (worker, job) => worker.send(job),
+        registered: (stream, open) => (open ? this.#core.streams.add(stream) : this.#core.streams.delete(stream)),
+      },
+      (credit) => ({ ...open(credit), pinned: true }),
+      { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal },
+    );
+  }
+}

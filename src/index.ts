@@ -1,0 +1,28 @@
+export { createPool, Pool } from './pool.js';
+export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions } from './pool.js';
+export { Context } from './context.js';
+export { PyStream } from './stream.js';
+export { py } from './default-pool.js';
+export { tuple, isTuple } from './protocol/tuple.js';
+export { MAX_DEPTH } from './protocol/encode.js';
+export type { PoolOptions, CallOptions, StreamOptions } from './options.js';
+export { parseSize, formatBytes } from './util/size.js';
+export {
+  PyWorkersError,
+  ArgumentError,
+  ArgumentRangeError,
+  PythonError,
+  ConversionError,
+  TimeoutError,
+  AbortError,
+  WorkerCrashedError,
+  WorkerStartError,
+  ContextLostError,
+  ContextClosedError,
+  QueueFullError,
+  PoolClosedError,
+  PythonNotFoundError,
+  NotTracingError,
+  ProtocolError,
+} from './errors.js';
+export type { ErrorCode, PythonErrorInfo, WorkerExitInfo } from './errors.js';

@@ -1,0 +1,174 @@
+/**
+ * A job is one request on a worker's data channel: it is queued, sent, runs (when it heads the worker's
+ * queue of sent jobs), and ends with exactly one final frame. It settles its caller exactly once.
+ */
+import { AbortError, ConversionError, ProtocolError, PythonError, TimeoutError, WorkerCrashedError } from './errors.js';
+import { FLAG_TAGGED, Kind } from './protocol/frames.js';
+import { decode } from './protocol/decode.js';
+import type { PythonWorker } from './worker.js';
+
+export interface JobOptions {
+  timeout: number | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** Turn an ERROR frame's payload into the error the caller sees. */
+export function errorFromReply(value: unknown, workerId: number): Error {
+  const [kind, type, module, message, detail] = value as [string, string, string, string, string];
+  if (kind === 'conversion') {
+    return new ConversionError(`Cannot convert ${type ? `Python type '${type}' ` : ''}to JavaScript: ${message}`, detail || undefined);
+  }
+  if (kind === 'protocol') return new ProtocolError(message);
+  return new PythonError({ type, module, message, traceback: detail }, workerId);
+}
+
+export function decodePayload(flags: number, buf: Buffer, start: number, end: number): unknown {
+  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0);
+}
+
+export abstract class Job {
+  /** Request id on the worker; set when sent (fixed in advance for stream steps). */
+  id = 0;
+  worker: PythonWorker | undefined;
+  /** True once the job heads its worker's queue, i.e. runs in Python. */
+  running = false;
+  /** An interrupt was sent for it. */
+  interrupted = false;
+  /** Set by the pool while the job waits in its queue. */
+  dequeue: (() => void) | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly kind: number,
+    /** The frame, with room for its header at the front. */
+    readonly frame: Buffer,
+    readonly flags: number,
+    /** Jobs pinned to a worker (contexts, broadcasts, stream steps) never move to another one. */
+    readonly pinned: boolean,
+  ) {}
+
+  /** Called when the job heads its worker's queue. */
+  start(): void {
+    this.running = true;
+    if (this.interrupted) this.armGrace();
+  }
+
+  /** A frame for this job arrived; returns true when it was the job's final frame. */
+  abstract onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean;
+
+  /** The worker died with this job sent. Returns true when the job wants to be sent again elsewhere. */
+  abstract onLost(error: WorkerCrashedError): boolean;
+
+  /** The job's final frame arrived or its worker died. */
+  finish(): void {
+    this.running = false;
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+  }
+
+  /** Ask the worker to interrupt this job; kill the worker if it does not end in time. */
+  interrupt(): void {
+    if (this.interrupted || !this.worker) return;
+    this.interrupted = true;
+    this.worker.cancel(this);
+    if (this.running) this.armGrace();
+  }
+
+  private armGrace(): void {
+    const worker = this.worker;
+    if (!worker || this.#graceTimer) return;
+    this.#graceTimer = setTimeout(() => {
+      if (worker.owns(this)) worker.kill(`request ${this.id} did not stop within ${worker.forceKillAfter} ms of its interrupt`);
+    }, worker.forceKillAfter);
+    this.#graceTimer.unref();
+  }
+}
+
+/** A call, eval, exec or other request whose answer is one value. */
+export class CallJob extends Job {
+  settled = false;
+  readonly promise: Promise<unknown>;
+  #resolve!: (value: unknown) => void;
+  #reject!: (error: unknown) => void;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #timeout: number | undefined;
+  readonly #signal: AbortSignal | undefined;
+  /** When set, the job may be re-sent to another worker if its worker dies before it starts. */
+  readonly retryable: boolean;
+  /** Called once when the job settles (success or failure). */
+  onSettle: ((ok: boolean) => void) | undefined;
+
+  constructor(kind: number, frame: Buffer, flags: number, options: JobOptions, pinned: boolean) {
+    super(kind, frame, flags, pinned);
+    this.retryable = !pinned;
+    this.#timeout = options.timeout;
+    this.#signal = options.signal;
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    if (this.#signal) {
+      if (this.#signal.aborted) this.fail(new AbortError(this.#signal.reason));
+      else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  override start(): void {
+    super.start();
+    if (!this.settled && this.#timeout) {
+      this.#timer = setTimeout(this.#onTimeout, this.#timeout);
+      this.#timer.unref();
+    }
+  }
+
+  #onAbort = (): void => this.cancel(new AbortError(this.#signal?.reason));
+  #onTimeout = (): void => this.cancel(new TimeoutError(this.#timeout!));
+
+  /** Settle with `error` now and stop the work: out of the queue, or interrupted in Python. */
+  cancel(error: Error): void {
+    if (this.settled) return;
+    this.fail(error);
+    if (this.dequeue) this.dequeue();
+    else if (this.worker) this.interrupt();
+  }
+
+  succeed(value: unknown): void {
+    if (this.settled) return;
+    this.#cleanup();
+    this.#resolve(value);
+    this.onSettle?.(true);
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.#cleanup();
+    this.#reject(error);
+    this.onSettle?.(false);
+  }
+
+  #cleanup(): void {
+    this.settled = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+
+  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.settled) return kind === Kind.OK || kind === Kind.ERROR;
+    try {
+      const value = decodePayload(flags, buf, start, end);
+      if (kind === Kind.OK) this.succeed(value);
+      else if (kind === Kind.ERROR) this.fail(errorFromReply(value, this.worker?.id ?? 0));
+      else this.fail(new ProtocolError(`unexpected frame kind ${kind} for a call`));
+    } catch (error) {
+      this.fail(error);
+    }
+    return true;
+  }
+
+  onLost(error: WorkerCrashedError): boolean {
+    if (this.settled) return false;
+    if (this.retryable && !this.running && !this.interrupted) return true;
+    this.fail(error);
+    return false;
+  }
+}

@@ -1,0 +1,188 @@
+import os from 'node:os';
+import { ArgumentError, ArgumentRangeError } from './errors.js';
+
+/** Options of {@link createPool}. Every one is optional. */
+export interface PoolOptions {
+  /**
+   * Number of Python worker processes.
+   * @default Math.min(4, os.availableParallelism())
+   */
+  workers?: number;
+  /** Python interpreter to run (a path or a command on PATH). Else env `PYWORKERS_PYTHON`, else `venv`, else `python3`. */
+  python?: string;
+  /** A virtual environment whose `bin/python` to run. */
+  venv?: string;
+  /** Working directory of the workers. @default process.cwd() */
+  cwd?: string;
+  /** Environment variables added to (or, when `undefined`, removed from) `process.env` for the workers. */
+  env?: Record<string, string | undefined>;
+  /** Extra `sys.path` entries, put first. */
+  pythonPath?: string[];
+  /** Python code run in `__main__` of every worker when it starts, before any call. */
+  setup?: string | string[];
+  /** Default timeout of each call in ms, counted from when it starts running in Python. `0`: none. @default 0 */
+  timeout?: number;
+  /** After interrupting a call (timeout or abort), how long in ms to wait before the worker is killed and replaced. @default 1000 */
+  forceKillAfter?: number;
+  /** Most calls waiting for a worker; beyond it calls reject with `ERR_QUEUE_FULL`. @default Infinity */
+  maxQueue?: number;
+  /** Most calls sent ahead to one worker (they run one after another there). @default 32 */
+  pipelineDepth?: number;
+  /** How long in ms a worker may take to start. @default 30000 */
+  startTimeout?: number;
+  /** How long in ms `close()` lets running calls finish before it ends them. @default 30000 */
+  closeTimeout?: number;
+  /** Write the workers' stdout and stderr to this process's stderr (they are also `'stdout'`/`'stderr'` events). @default true */
+  forwardOutput?: boolean;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Keyword arguments of the Python function. */
+  kwargs?: Record<string, unknown>;
+  /** Timeout in ms from when the call starts running in Python. Overrides the pool's `timeout`; `0`: none. */
+  timeout?: number;
+  /** Cancels the call: removed from the queue, or interrupted in Python. */
+  signal?: AbortSignal;
+}
+
+/** Options of streams: those of calls, plus flow control. */
+export interface StreamOptions extends CallOptions {
+  /** How many items the worker may produce ahead of the consumer. @default 1024 */
+  highWaterMark?: number;
+}
+
+export interface ResolvedPoolOptions {
+  workers: number;
+  python: string | undefined;
+  venv: string | undefined;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  pythonPath: string[];
+  setup: string[];
+  timeout: number;
+  forceKillAfter: number;
+  maxQueue: number;
+  pipelineDepth: number;
+  startTimeout: number;
+  closeTimeout: number;
+  forwardOutput: boolean;
+}
+
+export const DEFAULTS = {
+  workers: Math.max(1, Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length)),
+  timeout: 0,
+  forceKillAfter: 1000,
+  maxQueue: Infinity,
+  pipelineDepth: 32,
+  startTimeout: 30_000,
+  closeTimeout: 30_000,
+  forwardOutput: true,
+  highWaterMark: 1024,
+} as const;
+
+const POOL_KEYS = new Set<string>([
+  'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
+  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput',
+]);
+const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal']);
+const STREAM_KEYS = new Set([...CALL_KEYS, 'highWaterMark']);
+
+export function checkKnownKeys(value: object, known: Set<string>, where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw new ArgumentError(`Unknown option '${key}' in ${where}`);
+  }
+}
+
+export function checkObject(value: unknown, name: string): asserts value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ArgumentError(`${name} must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+  }
+}
+
+export function checkInteger(value: unknown, name: string, min: number, allowInfinity = false): number {
+  if (allowInfinity && value === Infinity) return Infinity;
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new ArgumentError(`${name} must be an integer, got ${typeof value === 'number' ? value : typeof value}`);
+  }
+  if (value < min) throw new ArgumentRangeError(`${name} must be >= ${min}, got ${value}`);
+  return value;
+}
+
+export function checkMilliseconds(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new (typeof value === 'number' ? ArgumentRangeError : ArgumentError)(`${name} must be a number of milliseconds >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function checkString(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value === '') throw new ArgumentError(`${name} must be a non-empty string, got ${typeof value === 'string' ? "''" : typeof value}`);
+  return value;
+}
+
+function checkStringArray(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ArgumentError(`${name} must be an array of strings`);
+  return [...value];
+}
+
+export function resolvePoolOptions(options: PoolOptions | undefined, where = 'createPool() options'): ResolvedPoolOptions {
+  const o: Record<string, unknown> = options === undefined ? {} : (checkObject(options, where), options as Record<string, unknown>);
+  checkKnownKeys(o, POOL_KEYS, where);
+  const opt = (key: string) => `options.${key}`;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (o.env !== undefined) {
+    checkObject(o.env, opt('env'));
+    for (const [k, v] of Object.entries(o.env)) {
+      if (v === undefined) delete env[k];
+      else if (typeof v !== 'string') throw new ArgumentError(`options.env.${k} must be a string or undefined, got ${typeof v}`);
+      else env[k] = v;
+    }
+  }
+  let setup: string[] = [];
+  if (o.setup !== undefined) setup = typeof o.setup === 'string' ? [o.setup] : checkStringArray(o.setup, opt('setup'));
+  return {
+    workers: o.workers === undefined ? DEFAULTS.workers : checkInteger(o.workers, opt('workers'), 1),
+    python: o.python === undefined ? undefined : checkString(o.python, opt('python')),
+    venv: o.venv === undefined ? undefined : checkString(o.venv, opt('venv')),
+    cwd: o.cwd === undefined ? process.cwd() : checkString(o.cwd, opt('cwd')),
+    env,
+    pythonPath: o.pythonPath === undefined ? [] : checkStringArray(o.pythonPath, opt('pythonPath')),
+    setup,
+    timeout: o.timeout === undefined ? DEFAULTS.timeout : checkMilliseconds(o.timeout, opt('timeout')),
+    forceKillAfter: o.forceKillAfter === undefined ? DEFAULTS.forceKillAfter : checkMilliseconds(o.forceKillAfter, opt('forceKillAfter')),
+    maxQueue: o.maxQueue === undefined ? DEFAULTS.maxQueue : checkInteger(o.maxQueue, opt('maxQueue'), 0, true),
+    pipelineDepth: o.pipelineDepth === undefined ? DEFAULTS.pipelineDepth : checkInteger(o.pipelineDepth, opt('pipelineDepth'), 1),
+    startTimeout: o.startTimeout === undefined ? DEFAULTS.startTimeout : checkMilliseconds(o.startTimeout, opt('startTimeout')),
+    closeTimeout: o.closeTimeout === undefined ? DEFAULTS.closeTimeout : checkMilliseconds(o.closeTimeout, opt('closeTimeout')),
+    forwardOutput: o.forwardOutput === undefined ? DEFAULTS.forwardOutput : checkBoolean(o.forwardOutput, opt('forwardOutput')),
+  };
+}
+
+export function checkBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw new ArgumentError(`${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+export interface ResolvedCallOptions {
+  kwargs: Record<string, unknown> | undefined;
+  timeout: number | undefined;
+  signal: AbortSignal | undefined;
+  highWaterMark: number;
+}
+
+export function resolveCallOptions(options: CallOptions | StreamOptions | undefined, stream: boolean): ResolvedCallOptions {
+  const where = stream ? 'stream options' : 'call options';
+  if (options === undefined) return { kwargs: undefined, timeout: undefined, signal: undefined, highWaterMark: DEFAULTS.highWaterMark };
+  checkObject(options, where);
+  checkKnownKeys(options, stream ? STREAM_KEYS : CALL_KEYS, where);
+  const o = options as StreamOptions;
+  if (o.kwargs !== undefined) checkObject(o.kwargs, 'options.kwargs');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new ArgumentError('options.signal must be an AbortSignal');
+  return {
+    kwargs: o.kwargs,
+    timeout: o.timeout === undefined ? undefined : checkMilliseconds(o.timeout, 'options.timeout'),
+    signal: o.signal,
+    highWaterMark: o.highWaterMark === undefined ? DEFAULTS.highWaterMark : checkInteger(o.highWaterMark, 'options.highWaterMark', 1),
+  };
+}

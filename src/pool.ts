@@ -1,0 +1,514 @@
+/**
+ * The pool: workers, the queue of calls waiting for one, routing, crash recovery and shutdown.
+ */
+import { EventEmitter } from 'node:events';
+import { ArgumentError, PoolClosedError, QueueFullError, WorkerStartError, type WorkerExitInfo } from './errors.js';
+import { Context } from './context.js';
+import { CallJob, type Job } from './job.js';
+import { checkString, resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from './options.js';
+import { Kind } from './protocol/frames.js';
+import { resolvePython, type PythonInfo } from './python.js';
+import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval } from './requests.js';
+import { PyStream } from './stream.js';
+import { PythonWorker, type WorkerConfig } from './worker.js';
+import { trackWorker } from './exit-guard.js';
+
+/** Workers that die this many times in a row before answering make the pool stop respawning. */
+const MAX_START_FAILURES = 3;
+
+export interface WorkerStats {
+  workerId: number;
+  pid: number | undefined;
+  state: 'starting' | 'ready' | 'retiring' | 'exited';
+  /** Requests sent to it and not yet answered. */
+  inFlight: number;
+  /** Requests it answered. */
+  completed: number;
+  /** Open contexts pinned to it. */
+  contexts: number;
+}
+
+export interface PoolStats {
+  /** Live worker processes (starting ones included). */
+  workers: number;
+  /** Workers running a request. */
+  busy: number;
+  /** Ready workers with nothing to do. */
+  idle: number;
+  /** Calls waiting for a worker. */
+  queued: number;
+  /** Calls that succeeded. */
+  completed: number;
+  /** Calls that failed (Python errors, timeouts, aborts, crashes). */
+  failed: number;
+  /** Workers started to replace one that exited. */
+  restarts: number;
+  perWorker: WorkerStats[];
+}
+
+export interface WorkerExitEvent extends WorkerExitInfo {
+  /** Why it ended: `'crashed'`, or the host's reason (`'closed'`, an interrupt that was ignored, ...). */
+  reason: string;
+}
+
+export interface OutputEvent {
+  workerId: number;
+  pid: number | undefined;
+  text: string;
+}
+
+export interface PoolEvents {
+  workerStart: [{ workerId: number; pid: number | undefined }];
+  workerExit: [WorkerExitEvent];
+  stdout: [OutputEvent];
+  stderr: [OutputEvent];
+  error: [Error];
+}
+
+export interface CloseOptions {
+  /** Reject everything pending with `ERR_POOL_CLOSED` and kill the workers now. */
+  force?: boolean;
+  /** How long in ms to let running calls finish before forcing. Defaults to the pool's `closeTimeout`. */
+  timeout?: number;
+}
+
+/** Internal view of the pool used by contexts and the memory tools. */
+export interface PoolCore {
+  readonly options: ResolvedPoolOptions;
+  liveWorkers(): PythonWorker[];
+  pickWorkerForContext(): PythonWorker | undefined;
+  checkOpen(): void;
+  track(job: CallJob): void;
+  streams: Set<PyStream<unknown>>;
+  nextContextId(): number;
+  contextClosed(worker: PythonWorker, id: number): void;
+}
+
+/** A pool of Python worker processes. Create it with {@link createPool}. */
+export class Pool extends EventEmitter<PoolEvents> {
+  readonly #options: ResolvedPoolOptions;
+  readonly #python: PythonInfo;
+  readonly #workers: PythonWorker[] = [];
+  readonly #queue: Job[] = [];
+  readonly #execs: string[] = [];
+  readonly #streams = new Set<PyStream<unknown>>();
+  #nextWorkerId = 1;
+  #nextContextId = 1;
+  #completed = 0;
+  #failed = 0;
+  #restarts = 0;
+  #startFailures = 0;
+  #broken: Error | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #idleWaiters: Array<() => void> = [];
+  #version = '';
+  /** @internal */
+  readonly core: PoolCore;
+
+  /** @internal Use {@link createPool}. */
+  constructor(options: ResolvedPoolOptions, python: PythonInfo) {
+    super();
+    this.#options = options;
+    this.#python = python;
+    this.#version = python.version;
+    const pool = this;
+    this.core = {
+      options,
+      liveWorkers: () => this.#workers.filter((w) => w.state !== 'exited'),
+      pickWorkerForContext: () => this.#pickForContext(),
+      checkOpen: () => this.#checkOpen(),
+      track: (job) => this.#track(job),
+      streams: this.#streams,
+      nextContextId: () => pool.#nextContextId++,
+      contextClosed: (worker) => this.#afterContextClosed(worker),
+    };
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    const starting = Array.from({ length: this.#options.workers }, () => this.#spawn());
+    const results = await Promise.allSettled(starting.map((w) => w.ready));
+    const failure = results.find((r) => r.status === 'rejected');
+    if (failure) {
+      await this.destroy();
+      throw (failure as PromiseRejectedResult).reason;
+    }
+  }
+
+  /** The Python version of the workers, e.g. `'3.11.7'`. */
+  version(): string {
+    return this.#version;
+  }
+
+  /** The Python executable the workers run. */
+  get executable(): string {
+    return this.#python.executable;
+  }
+
+  /** Call `module.fn(*args, **kwargs)` on any worker. `module` `'__main__'` names what `exec` defined. */
+  call<T = any>(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<T> {
+    return this.#submitNew(() => {
+      const o = resolveCallOptions(options, false);
+      return [requestCall(0, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), o];
+    }, Kind.CALL) as Promise<T>;
+  }
+
+  /** Evaluate a Python expression with optional local variables (which never persist in the worker). */
+  eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
+    return this.#submitNew(() => {
+      const o = resolveCallOptions(options, false);
+      return [requestEval(0, checkCode(code), checkLocals(locals)), o];
+    }, Kind.EVAL) as Promise<T>;
+  }
+
+  /**
+   * Run Python statements in `__main__` of every worker, and of every worker started later (replacements).
+   * Resolves when every worker has run it; if it fails anywhere, it rejects and is not replayed.
+   */
+  async exec(code: string, options?: CallOptions): Promise<void> {
+    this.#checkOpen();
+    const o = resolveCallOptions(options, false);
+    if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
+    const request = requestExec(0, checkCode(code));
+    this.#execs.push(code);
+    const jobs = this.#workers
+      .filter((w) => w.state === 'starting' || w.state === 'ready')
+      .map((worker) => {
+        const job = new CallJob(Kind.EXEC, Buffer.from(request.frame), request.flags, o, true);
+        this.#track(job);
+        worker.send(job);
+        return job.promise;
+      });
+    try {
+      await Promise.all(jobs);
+    } catch (error) {
+      const at = this.#execs.lastIndexOf(code);
+      if (at >= 0) this.#execs.splice(at, 1);
+      throw error;
+    }
+  }
+
+  /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
+  stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
+    const o = resolveCallOptions(options, true);
+    checkString(module, 'module');
+    checkString(fn, 'fn');
+    checkArgs(args);
+    return this.#newStream((credit) => requestStreamCall(0, module, fn, args, o.kwargs, credit), o);
+  }
+
+  /** Stream the items of the iterable a Python expression evaluates to. */
+  streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
+    const o = resolveCallOptions(options, true);
+    checkCode(code);
+    checkLocals(locals);
+    return this.#newStream((credit) => requestStreamEval(0, code, locals ?? undefined, credit), o);
+  }
+
+  /** A namespace of its own, pinned to one worker. Close it to free the namespace. */
+  context(): Context {
+    this.#checkOpen();
+    return new Context(this.core);
+  }
+
+  /** Counters and per-worker state; a fresh plain object each time. */
+  stats(): PoolStats {
+    const live = this.#workers.filter((w) => w.state !== 'exited');
+    return {
+      workers: live.length,
+      busy: live.filter((w) => w.load > 0).length,
+      idle: live.filter((w) => w.state === 'ready' && w.load === 0).length,
+      queued: this.#queue.length,
+      completed: this.#completed,
+      failed: this.#failed,
+      restarts: this.#restarts,
+      perWorker: live.map((w) => ({
+        workerId: w.id,
+        pid: w.pid,
+        state: w.state,
+        inFlight: w.load,
+        completed: w.completed,
+        contexts: w.contexts.size,
+      })),
+    };
+  }
+
+  /**
+   * Stop the pool. Accepts nothing new; lets queued and running calls finish (up to `timeout`), then ends the
+   * workers. With `force`, rejects everything pending with `ERR_POOL_CLOSED` and kills the workers now.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (options.force) return this.destroy();
+    if (this.#closed) return this.#closed;
+    this.#closing = true;
+    const timeout = options.timeout ?? this.#options.closeTimeout;
+    this.#closed = (async () => {
+      const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeout)));
+      const finished = await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      if (!finished) return this.#forceClose();
+      for (const stream of this.#streams) stream.abandon();
+      await Promise.all(this.#workers.map((w) => w.terminate()));
+    })();
+    return this.#closed;
+  }
+
+  /** Reject everything pending with `ERR_POOL_CLOSED` and kill the workers now. */
+  destroy(): Promise<void> {
+    this.#closing = true;
+    const closing = this.#forceClose();
+    this.#closed ??= closing;
+    return closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #forceClose(): Promise<void> {
+    this.#closing = true;
+    const error = new PoolClosedError('The pool was destroyed');
+    for (const job of this.#queue.splice(0)) failJob(job, error);
+    for (const stream of this.#streams) stream.abandon();
+    const exits = this.#workers.map((w) => {
+      for (const job of w.sent) failJob(job, error);
+      w.kill('pool destroyed');
+      return w.exited;
+    });
+    await Promise.all(exits);
+    this.#notifyIdle();
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  #checkOpen(): void {
+    if (this.#closing) throw new PoolClosedError();
+    if (this.#broken) throw this.#broken;
+  }
+
+  #submitNew(build: () => [{ frame: Buffer; flags: number }, { timeout: number | undefined; signal: AbortSignal | undefined }], kind: number): Promise<unknown> {
+    try {
+      this.#checkOpen();
+      const [request, options] = build();
+      const job = new CallJob(kind, request.frame, request.flags, { timeout: options.timeout ?? (this.#options.timeout || undefined), signal: options.signal }, false);
+      this.#track(job);
+      if (!job.settled) this.#enqueue(job);
+      return job.promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #track(job: CallJob): void {
+    job.onSettle = (ok) => {
+      if (ok) this.#completed++;
+      else this.#failed++;
+    };
+  }
+
+  #newStream<T>(open: (credit: number) => { frame: Buffer; flags: number; kind: number }, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
+    this.#checkOpen();
+    return new PyStream<T>(
+      {
+        submit: (job) => {
+          this.#checkOpen();
+          this.#enqueue(job);
+        },
+        sendTo: (worker, job) => worker.send(job),
+        registered: (stream, open) => (open ? this.#streams.add(stream) : this.#streams.delete(stream)),
+      },
+      (credit) => ({ ...open(credit), pinned: false }),
+      { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#options.timeout || undefined), signal: o.signal },
+    );
+  }
+
+  #enqueue(job: Job, front = false): void {
+    if (this.#queue.length === 0) {
+      const worker = this.#pick();
+      if (worker) {
+        worker.send(job);
+        return;
+      }
+    }
+    if (!front && this.#queue.length >= this.#options.maxQueue) {
+      failJob(job, new QueueFullError(this.#options.maxQueue));
+      return;
+    }
+    if (front) this.#queue.unshift(job);
+    else this.#queue.push(job);
+    job.dequeue = () => {
+      job.dequeue = undefined;
+      const at = this.#queue.indexOf(job);
+      if (at >= 0) this.#queue.splice(at, 1);
+    };
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const worker = this.#pick();
+      if (!worker) break;
+      const job = this.#queue.shift()!;
+      job.dequeue = undefined;
+      if (job instanceof CallJob && job.settled) continue;
+      worker.send(job);
+    }
+    if (this.#queue.length === 0) this.#notifyIdle();
+  }
+
+  /** The ready worker with the fewest requests in flight, if one has room. */
+  #pick(): PythonWorker | undefined {
+    let best: PythonWorker | undefined;
+    for (const worker of this.#workers) {
+      if (worker.state !== 'ready' || worker.load >= this.#options.pipelineDepth) continue;
+      if (!best || worker.load < best.load) best = worker;
+      if (worker.load === 0) break;
+    }
+    return best;
+  }
+
+  #pickForContext(): PythonWorker | undefined {
+    let best: PythonWorker | undefined;
+    for (const worker of this.#workers) {
+      if (worker.state !== 'ready' && worker.state !== 'starting') continue;
+      if (!best || worker.contexts.size < best.contexts.size || (worker.contexts.size === best.contexts.size && worker.load < best.load)) best = worker;
+    }
+    return best;
+  }
+
+  #afterContextClosed(_worker: PythonWorker): void {
+    // Recycling hooks in here (a worker with open contexts is not retired).
+  }
+
+  #config(): WorkerConfig {
+    const o = this.#options;
+    return {
+      executable: this.#python.executable,
+      cwd: o.cwd,
+      env: o.env,
+      pythonPath: o.pythonPath,
+      setup: [...o.setup, ...this.#execs],
+      forceKillAfter: o.forceKillAfter,
+      startTimeout: o.startTimeout,
+    };
+  }
+
+  #spawn(): PythonWorker & { ready: Promise<unknown> } {
+    const config = this.#config();
+    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+      jobEnded: () => this.#dispatch(),
+      exited: (w, info, requeue) => this.#onExit(w, info, requeue),
+      output: (w, stream, text) => {
+        if (this.#options.forwardOutput) process.stderr.write(text);
+        this.emit(stream, { workerId: w.id, pid: w.pid, text });
+      },
+    });
+    trackWorker(worker);
+    this.#workers.push(worker);
+    const ready = worker.start(config).then(
+      (info) => {
+        this.#startFailures = 0;
+        this.#version = info.version;
+        this.emit('workerStart', { workerId: worker.id, pid: worker.pid });
+        this.#dispatch();
+        return info;
+      },
+      (error: unknown) => {
+        worker.startError = error as Error;
+        throw error;
+      },
+    );
+    ready.catch(() => {});
+    return Object.assign(worker, { ready });
+  }
+
+  #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
+    const at = this.#workers.indexOf(worker);
+    if (at >= 0) this.#workers.splice(at, 1);
+    const crashed = !worker.killReason;
+    this.emit('workerExit', { ...info, reason: worker.killReason ?? 'crashed' });
+    for (let i = requeue.length - 1; i >= 0; i--) {
+      const job = requeue[i]!;
+      if (this.#closing && !this.#closed) failJob(job, new PoolClosedError());
+      else this.#enqueue(job, true);
+    }
+    if (this.#closing) {
+      this.#notifyIdle();
+      return;
+    }
+    const neverReady = worker.info === undefined;
+    if (neverReady) this.#startFailures++;
+    if (this.#startFailures >= MAX_START_FAILURES) {
+      this.#breakPool(worker);
+      return;
+    }
+    if (crashed || neverReady || worker.killReason !== 'recycled') {
+      this.#restarts++;
+      this.#spawn();
+    }
+    this.#dispatch();
+  }
+
+  #breakPool(worker: PythonWorker): void {
+    if (this.#broken) return;
+    const cause = worker.startError;
+    const error = new WorkerStartError(
+      `Python workers keep dying during start-up (${this.#startFailures} in a row); the pool stopped respawning them. ` +
+        `Last: ${cause?.message ?? 'no message'}`,
+      { cause },
+    );
+    this.#broken = error;
+    for (const job of this.#queue.splice(0)) failJob(job, error);
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error.message, { code: 'PYWORKERS_POOL_BROKEN' });
+  }
+
+  #whenIdle(fn: () => void): void {
+    this.#idleWaiters.push(fn);
+    this.#notifyIdle();
+  }
+
+  #notifyIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    if (this.#queue.length > 0 || this.#workers.some((w) => w.load > 0)) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const fn of waiters) fn();
+  }
+}
+
+function failJob(job: Job, error: Error): void {
+  if (job instanceof CallJob) job.fail(error);
+  else job.onLost(error as never);
+}
+
+function checkArgs(args: unknown): unknown[] {
+  if (!Array.isArray(args)) throw new ArgumentError(`args must be an array, got ${args === null ? 'null' : typeof args}`);
+  return args;
+}
+
+function checkCode(code: unknown): string {
+  if (typeof code !== 'string') throw new ArgumentError(`code must be a string, got ${typeof code}`);
+  return code;
+}
+
+function checkLocals(locals: unknown): Record<string, unknown> | undefined {
+  if (locals === undefined || locals === null) return undefined;
+  if (typeof locals !== 'object' || Array.isArray(locals)) throw new ArgumentError('locals must be a plain object');
+  return locals as Record<string, unknown>;
+}
+
+/** Start a pool of Python workers; resolves once every worker has answered. */
+export async function createPool(options?: PoolOptions): Promise<Pool> {
+  const resolved = resolvePoolOptions(options);
+  const python = await resolvePython(resolved);
+  const pool = new Pool(resolved, python);
+  await pool.start();
+  return pool;
+}
+
+export type { Job };
+export { checkArgs, checkCode, checkLocals };

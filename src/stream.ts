@@ -1,0 +1,340 @@
+/**
+ * Streams: a Python iterable consumed from JavaScript as an AsyncIterable, with credit-based flow control.
+ *
+ * The worker produces at most `highWaterMark` items ahead of the consumer, then pauses the generator and
+ * serves other requests. Closing (break, return(), abort, timeout) closes the generator in Python.
+ */
+import { AbortError, PoolClosedError, ProtocolError, TimeoutError, type WorkerCrashedError } from './errors.js';
+import { decodePayload, errorFromReply, Job } from './job.js';
+import { Kind } from './protocol/frames.js';
+import { encodeRequest, type PythonWorker } from './worker.js';
+
+export interface StreamHost {
+  /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
+  submit(job: Job): void;
+  /** Send a follow-up job to the stream's worker. */
+  sendTo(worker: PythonWorker, job: Job): void;
+  /** Remove a job that waits in the pool's queue. */
+  registered?(stream: PyStream<unknown>, open: boolean): void;
+}
+
+interface Waiter<T> {
+  resolve(result: IteratorResult<T>): void;
+  reject(error: unknown): void;
+}
+
+/** Each step of a stream is a job: it ends when the worker pauses, finishes or fails the iterator. */
+class StepJob extends Job {
+  constructor(
+    kind: number,
+    frame: Buffer,
+    flags: number,
+    pinned: boolean,
+    private readonly stream: PyStream<unknown>,
+  ) {
+    super(kind, frame, flags, pinned);
+  }
+
+  override start(): void {
+    super.start();
+    this.stream.onStepStart(this);
+  }
+
+  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
+    return this.stream.onFrame(this, kind, flags, buf, start, end);
+  }
+
+  onLost(error: WorkerCrashedError): boolean {
+    if (this.kind !== Kind.STREAM_MORE && !this.running && !this.interrupted && !this.stream.settled && !this.pinned) return true;
+    this.stream.onLost(error);
+    return false;
+  }
+}
+
+/** Closing job: ends when Python has closed the iterator. */
+class CloseJob extends Job {
+  constructor(frame: Buffer, flags: number, private readonly done: () => void) {
+    super(Kind.STREAM_CLOSE, frame, flags, true);
+  }
+  onFrame(): boolean {
+    this.done();
+    return true;
+  }
+  onLost(): boolean {
+    this.done();
+    return false;
+  }
+}
+
+/**
+ * Items of a Python iterable, as an `AsyncIterable`. Nothing runs in Python until iteration starts.
+ * Iterate it once; `toArray()` collects every item.
+ */
+export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
+  /** True once the stream has ended, failed or been closed. */
+  settled = false;
+  readonly #host: StreamHost;
+  readonly #open: () => { kind: number; frame: Buffer; flags: number; pinned: boolean };
+  readonly #highWaterMark: number;
+  readonly #timeout: number | undefined;
+  readonly #signal: AbortSignal | undefined;
+  #started = false;
+  #items: unknown[] = [];
+  #head = 0;
+  #error: unknown;
+  #ended = false; // Python has no more items (or failed)
+  #waiter: Waiter<T> | undefined;
+  #worker: PythonWorker | undefined;
+  #sid = 0;
+  #step: StepJob | undefined;
+  #outstanding = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #onStepEnd: (() => void) | undefined;
+
+  /** @internal */
+  constructor(
+    host: StreamHost,
+    open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean },
+    options: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined },
+  ) {
+    this.#host = host;
+    this.#highWaterMark = options.highWaterMark;
+    this.#open = () => open(this.#highWaterMark);
+    this.#timeout = options.timeout;
+    this.#signal = options.signal;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return this;
+  }
+
+  /** Read every item into an array. */
+  async toArray(): Promise<T[]> {
+    const out: T[] = [];
+    for await (const item of this) out.push(item);
+    return out;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (!this.#started) this.#begin();
+    if (this.#head < this.#items.length) {
+      const value = this.#items[this.#head] as T;
+      this.#items[this.#head++] = undefined;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      }
+      this.#maybeRequestMore();
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#error !== undefined) {
+      const error = this.#error;
+      this.#error = undefined;
+      this.#finish();
+      return Promise.reject(error);
+    }
+    if (this.#ended) {
+      this.#finish();
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    if (this.#waiter) return Promise.reject(new Error('PyStream: next() called before the previous call settled'));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+      this.#maybeRequestMore();
+    });
+  }
+
+  /** Stop reading: the iterator is closed in Python (its `finally` blocks run) before this resolves. */
+  async return(): Promise<IteratorResult<T>> {
+    await this.close();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    await this.close();
+    throw error;
+  }
+
+  /** Close the stream: no item arrives after; the Python iterator is closed. */
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#shutdown(undefined);
+    return this.#closing;
+  }
+
+  #begin(): void {
+    this.#started = true;
+    if (this.#signal?.aborted) {
+      this.#fail(new AbortError(this.#signal.reason));
+      return;
+    }
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    const { kind, frame, flags, pinned } = this.#open();
+    const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>);
+    this.#outstanding = this.#highWaterMark;
+    this.#step = job;
+    this.#host.registered?.(this as PyStream<unknown>, true);
+    try {
+      this.#host.submit(job);
+    } catch (error) {
+      this.#step = undefined;
+      this.#fail(error);
+    }
+  }
+
+  #onAbort = (): void => {
+    this.#closing ??= this.#shutdown(new AbortError(this.#signal?.reason));
+  };
+
+  /** @internal */
+  onStepStart(job: StepJob): void {
+    if (job.kind !== Kind.STREAM_MORE) {
+      this.#worker = job.worker;
+      this.#sid = job.id;
+      if (this.#timeout && !this.#timer) {
+        this.#timer = setTimeout(() => {
+          this.#closing ??= this.#shutdown(new TimeoutError(this.#timeout!, 'Python stream'));
+        }, this.#timeout);
+        this.#timer.unref();
+      }
+    }
+  }
+
+  /** @internal */
+  onFrame(job: StepJob, kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
+    const last = kind !== Kind.ITEMS;
+    if (last && this.#step === job) this.#stepEnded();
+    if (this.settled) return last;
+    let value: unknown;
+    try {
+      value = decodePayload(flags, buf, start, end);
+    } catch (error) {
+      this.#ended = true;
+      this.#deliverError(error);
+      return last;
+    }
+    if (kind === Kind.ERROR) {
+      this.#ended = true;
+      this.#deliverError(errorFromReply(value, this.#worker?.id ?? 0));
+      return true;
+    }
+    if (kind !== Kind.ITEMS && kind !== Kind.ITEMS_PAUSE && kind !== Kind.ITEMS_END) {
+      this.#ended = true;
+      this.#deliverError(new ProtocolError(`unexpected frame kind ${kind} in a stream`));
+      return true;
+    }
+    const items = value as unknown[];
+    this.#outstanding -= items.length;
+    if (kind === Kind.ITEMS_END) this.#ended = true;
+    if (this.#closing) return last;
+    for (const item of items) this.#items.push(item);
+    this.#wake();
+    if (kind === Kind.ITEMS_PAUSE) this.#maybeRequestMore();
+    return last;
+  }
+
+  /** @internal */
+  onLost(error: unknown): void {
+    this.#stepEnded();
+    this.#ended = true;
+    this.#deliverError(error);
+  }
+
+  #stepEnded(): void {
+    this.#step = undefined;
+    const notify = this.#onStepEnd;
+    this.#onStepEnd = undefined;
+    notify?.();
+  }
+
+  #deliverError(error: unknown): void {
+    if (this.settled || this.#closing) return;
+    this.#error = error;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (!waiter) return;
+    if (this.#head < this.#items.length || this.#error !== undefined || this.#ended) {
+      this.#waiter = undefined;
+      this.next().then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  #maybeRequestMore(): void {
+    if (this.#ended || this.#step || this.#closing || !this.#worker || this.#outstanding > 0) return;
+    const buffered = this.#items.length - this.#head;
+    if (buffered > this.#highWaterMark / 2) return;
+    const credit = this.#highWaterMark - buffered;
+    const { frame, flags } = encodeRequest((enc) => enc.value(credit, 'credit'));
+    const job = new StepJob(Kind.STREAM_MORE, frame, flags, true, this as PyStream<unknown>);
+    job.id = this.#sid;
+    this.#outstanding = credit;
+    this.#step = job;
+    this.#host.sendTo(this.#worker, job);
+  }
+
+  #fail(error: unknown): void {
+    this.#ended = true;
+    this.#error = error;
+    this.#wake();
+  }
+
+  #finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.#items = [];
+    this.#head = 0;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#host.registered?.(this as PyStream<unknown>, false);
+  }
+
+  /** Stop the stream, close the Python side, and settle a pending next() with `error` (or done). */
+  async #shutdown(error: Error | undefined): Promise<void> {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    this.#items = [];
+    this.#head = 0;
+    if (waiter) {
+      if (error) waiter.reject(error);
+      else waiter.resolve({ value: undefined, done: true });
+    } else if (error && !this.#ended) {
+      this.#error = error;
+    }
+    if (!this.#started) {
+      this.#started = true;
+      this.#ended = true;
+      if (error) this.#error = error;
+      this.#finish();
+      return;
+    }
+    const step = this.#step;
+    if (step && !this.#worker) {
+      // Still waiting in the pool's queue: never ran.
+      step.dequeue?.();
+      this.#step = undefined;
+    } else if (step) {
+      // Running (or about to): interrupt it; Python closes the iterator as the interrupt unwinds it.
+      step.interrupt();
+      await new Promise<void>((resolve) => (this.#onStepEnd = resolve));
+    } else if (!this.#ended && this.#worker && this.#worker.state !== 'exited') {
+      const worker = this.#worker;
+      await new Promise<void>((resolve) => {
+        const { frame, flags } = encodeRequest((enc) => enc.value(this.#sid, 'stream'));
+        worker.send(new CloseJob(frame, flags, resolve));
+      });
+    }
+    this.#ended = true;
+    if (error && this.#error === undefined && !waiter) this.#error = error;
+    if (!error) this.#finish();
+  }
+
+  /** @internal Fail the stream because its pool is closing. */
+  abandon(): void {
+    if (this.settled) return;
+    this.#ended = true;
+    this.#deliverError(new PoolClosedError());
+  }
+}

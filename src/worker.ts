@@ -1,0 +1,349 @@
+/**
+ * One Python worker process: spawn, handshake, the jobs sent to it, control requests, interrupts, kill.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from './errors.js';
+import { CallJob, decodePayload, errorFromReply, type Job } from './job.js';
+import { Encoder } from './protocol/encode.js';
+import { FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, writeHeader } from './protocol/frames.js';
+
+export const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'python');
+const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
+const STDERR_TAIL = 4096;
+
+export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
+
+export interface WorkerConfig {
+  executable: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  pythonPath: string[];
+  setup: string[];
+  forceKillAfter: number;
+  startTimeout: number;
+  /** Extra settings sent to the worker at start (memory limit, ...). */
+  init?: Record<string, unknown>;
+}
+
+export interface WorkerEvents {
+  /** A job ended: the worker may take more. */
+  jobEnded(worker: PythonWorker): void;
+  /** The process exited; `requeue` holds jobs that never started and may run elsewhere. */
+  exited(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void;
+  output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void;
+}
+
+export interface ReadyInfo {
+  pid: number;
+  version: string;
+  implementation: string;
+  executable: string;
+}
+
+interface ControlRequest {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+const encoder = new Encoder();
+
+/** Encode a request frame (header room included). */
+export function encodeRequest(write: (enc: Encoder) => void): { frame: Buffer; flags: number } {
+  encoder.begin(HEADER_SIZE);
+  write(encoder);
+  const frame = encoder.end();
+  return { frame, flags: encoder.tagged ? FLAG_TAGGED : 0 };
+}
+
+export class PythonWorker {
+  readonly id: number;
+  state: WorkerState = 'starting';
+  readonly startedAt = Date.now();
+  readonly forceKillAfter: number;
+  info: ReadyInfo | undefined;
+  /** Jobs sent and not yet ended, in the order the worker runs them. */
+  readonly sent: Job[] = [];
+  /** Requests answered. */
+  completed = 0;
+  /** Open contexts pinned here. */
+  readonly contexts = new Set<number>();
+  /** Why the host ended the worker, when it did. */
+  killReason: string | undefined;
+  /** Why the worker failed to start, when it did. */
+  startError: Error | undefined;
+  readonly #child: ChildProcess;
+  readonly #data: Socket;
+  readonly #control: Socket;
+  readonly #writer: FrameWriter;
+  readonly #events: WorkerEvents;
+  readonly #controlRequests = new Map<number, ControlRequest>();
+  #nextId = 1;
+  #nextControlId = 1;
+  #stderrTail = '';
+  #referenced = true;
+  #exitInfo: WorkerExitInfo | undefined;
+  readonly exited: Promise<WorkerExitInfo>;
+  #resolveExited!: (info: WorkerExitInfo) => void;
+
+  constructor(id: number, config: WorkerConfig, events: WorkerEvents) {
+    this.id = id;
+    this.forceKillAfter = config.forceKillAfter;
+    this.#events = events;
+    this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
+    this.#child = spawn(config.executable, ['-c', BOOT], {
+      cwd: config.cwd,
+      env: { ...config.env, PYWORKERS_HOST_PID: String(process.pid), PYWORKERS_WORKER_ID: String(id) },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+    this.#data = this.#child.stdio[3] as Socket;
+    this.#control = this.#child.stdio[4] as Socket;
+    this.#writer = new FrameWriter(this.#data);
+    const dataReader = new FrameReader(this.#onDataFrame);
+    const controlReader = new FrameReader(this.#onControlFrame);
+    this.#data.on('data', (chunk: Buffer) => this.#guard(() => dataReader.push(chunk)));
+    this.#control.on('data', (chunk: Buffer) => this.#guard(() => controlReader.push(chunk)));
+    for (const socket of [this.#data, this.#control]) socket.on('error', () => {});
+    this.#child.stdout!.setEncoding('utf8');
+    this.#child.stderr!.setEncoding('utf8');
+    this.#child.stdout!.on('data', (text: string) => events.output(this, 'stdout', text));
+    this.#child.stderr!.on('data', (text: string) => {
+      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL);
+      events.output(this, 'stderr', text);
+    });
+    this.#child.on('error', (error) => {
+      this.killReason ??= error.message;
+      this.#onExit(null, null, error);
+    });
+    this.#child.on('exit', (code, signal) => {
+      // Let the last stderr arrive before reporting.
+      let done = false;
+      const finish = () => {
+        if (!done) {
+          done = true;
+          this.#onExit(code, signal);
+        }
+      };
+      const stderr = this.#child.stderr!;
+      if (stderr.readableEnded || stderr.destroyed) finish();
+      else {
+        stderr.once('end', finish);
+        setTimeout(finish, 50);
+      }
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** Jobs sent and not ended (the running one included). */
+  get load(): number {
+    return this.sent.length;
+  }
+
+  get stderrTail(): string {
+    return this.#stderrTail;
+  }
+
+  /** Send INIT and resolve once the worker is ready. */
+  start(config: WorkerConfig): Promise<ReadyInfo> {
+    const init = { workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init };
+    const { frame, flags } = encodeRequest((enc) => enc.value(init, 'init'));
+    const job = new CallJob(Kind.INIT, frame, flags, { timeout: undefined, signal: undefined }, true);
+    const timer = setTimeout(() => {
+      job.fail(new WorkerStartError(`Python worker ${this.id} did not start within ${config.startTimeout} ms`));
+      this.kill('start timeout');
+    }, config.startTimeout);
+    timer.unref();
+    this.send(job);
+    return (job.promise as Promise<ReadyInfo>).then(
+      (info) => {
+        clearTimeout(timer);
+        this.info = info;
+        if (this.state === 'starting') this.state = 'ready';
+        this.#updateRef();
+        return info;
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        this.kill('failed to start');
+        if (error instanceof WorkerCrashedError) {
+          throw new WorkerStartError(`Python worker ${this.id} exited during start-up: ${error.message}`, { cause: error });
+        }
+        throw error instanceof PyWorkersError && error.code === 'ERR_WORKER_START'
+          ? error
+          : new WorkerStartError(`Python worker ${this.id} failed to start: ${(error as Error).message}`, { cause: error });
+      },
+    );
+  }
+
+  /** Send a job; it runs after the jobs already sent. */
+  send(job: Job): void {
+    if (job.id === 0) {
+      job.id = this.#nextId;
+      this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
+    }
+    job.worker = this;
+    this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id));
+    this.sent.push(job);
+    if (this.sent.length === 1) {
+      this.#updateRef();
+      job.start();
+    }
+  }
+
+  /** Whether `job` is still sent and not ended here. */
+  owns(job: Job): boolean {
+    return this.sent.includes(job);
+  }
+
+  /** Ask the worker to interrupt job `job` (now if it runs, else as soon as it starts). */
+  cancel(job: Job): void {
+    if (this.state === 'exited') return;
+    const frame = Buffer.allocUnsafe(HEADER_SIZE + 1);
+    frame[HEADER_SIZE] = 0x4e; // marshal None
+    this.#writeControl(writeHeader(frame, Kind.CANCEL, 0, job.id));
+  }
+
+  /** A request on the control channel, answered even while user code runs. */
+  control(op: string, args: unknown[] = []): Promise<unknown> {
+    if (this.state === 'exited') return Promise.reject(this.#crashError());
+    const id = this.#nextControlId++;
+    const { frame, flags } = encodeRequest((enc) => enc.value([op, args], 'arguments'));
+    return new Promise((resolve, reject) => {
+      this.#controlRequests.set(id, { resolve, reject });
+      this.#updateRef();
+      this.#writeControl(writeHeader(frame, Kind.CONTROL, flags, id));
+    });
+  }
+
+  /** Kill the process now (SIGKILL). Jobs still sent are failed or moved when it has exited. */
+  kill(reason: string): void {
+    this.killReason ??= reason;
+    if (this.state !== 'exited') {
+      this.state = 'retiring';
+      this.#updateRef();
+      this.#child.kill('SIGKILL');
+    }
+  }
+
+  /** End the process politely: it exits when its channels close; killed if it lingers. */
+  terminate(graceMs = 1000): Promise<WorkerExitInfo> {
+    if (this.state !== 'exited') {
+      this.state = 'retiring';
+      this.killReason ??= 'closed';
+      this.#updateRef();
+      this.#data.end();
+      this.#control.end();
+      const timer = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
+      timer.unref();
+      void this.exited.then(() => clearTimeout(timer));
+    }
+    return this.exited;
+  }
+
+  /** Keep the Node process alive only while this worker has work. */
+  #updateRef(): void {
+    const busy = this.state === 'starting' || this.state === 'retiring' || this.sent.length > 0 || this.#controlRequests.size > 0;
+    if (busy === this.#referenced || this.state === 'exited') return;
+    this.#referenced = busy;
+    const handles = [this.#child, this.#data, this.#control, this.#child.stdout, this.#child.stderr] as Array<{ ref(): void; unref(): void } | null>;
+    for (const handle of handles) {
+      if (busy) handle?.ref();
+      else handle?.unref();
+    }
+  }
+
+  #writeControl(frame: Buffer): void {
+    if (!this.#control.destroyed) this.#control.write(frame);
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.kill(`protocol error: ${(error as Error).message}`);
+    }
+  }
+
+  #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
+    const job = this.sent[0];
+    if (!job || job.id !== id) {
+      throw new Error(`frame for request ${id} while ${job ? `request ${job.id}` : 'nothing'} runs`);
+    }
+    if (!job.onFrame(kind, flags, buf, start, end)) return;
+    this.sent.shift();
+    job.finish();
+    this.completed++;
+    const next = this.sent[0];
+    if (next) next.start();
+    else this.#updateRef();
+    this.#events.jobEnded(this);
+  };
+
+  #onControlFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
+    const request = this.#controlRequests.get(id);
+    if (!request) return;
+    this.#controlRequests.delete(id);
+    this.#updateRef();
+    try {
+      const value = decodePayload(flags, buf, start, end);
+      if (kind === Kind.OK) request.resolve(value);
+      else request.reject(errorFromReply(value, this.id));
+    } catch (error) {
+      request.reject(error);
+    }
+  };
+
+  #crashError(): WorkerCrashedError {
+    const info = this.#exitInfo ?? { workerId: this.id, pid: this.pid, exitCode: null, signal: null, stderr: this.#stderrTail };
+    const why = this.killReason ? ` (${this.killReason})` : '';
+    const base = new WorkerCrashedError(info);
+    return why ? new WorkerCrashedError(info, base.message.replace(/(exited with code \S+|was killed by \S+)/, `$1${why}`)) : base;
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+    if (this.state === 'exited') return;
+    this.state = 'exited';
+    this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
+    const crash = this.#crashError();
+    if (error) Object.defineProperty(crash, 'cause', { value: error });
+    const requeue: Job[] = [];
+    for (const job of this.sent.splice(0)) {
+      job.finish();
+      if (job.onLost(crash)) {
+        job.worker = undefined;
+        job.id = 0;
+        requeue.push(job);
+      }
+    }
+    for (const request of this.#controlRequests.values()) request.reject(crash);
+    this.#controlRequests.clear();
+    this.#data.destroy();
+    this.#control.destroy();
+    this.#resolveExited(this.#exitInfo);
+    this.#events.exited(this, this.#exitInfo, requeue);
+  }
+
+  /** Current and peak resident memory of the process, read from the OS (Linux). */
+  rss(): { rss: number; peakRss: number } | undefined {
+    if (this.state === 'exited' || !this.pid) return undefined;
+    try {
+      const status = readFileSync(`/proc/${this.pid}/status`, 'latin1');
+      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+      return { rss: field('VmRSS'), peakRss: field('VmHWM') };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function lastLines(text: string, count: number): string {
+  const lines = text.split('\n');
+  return lines.slice(-count - 1).join('\n');
+}
