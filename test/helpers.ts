@@ -1,0 +1,50 @@
+/**
+ * Shared by the test files: every pool is created through `pool()` and destroyed after each test, so a
+ * failing test cannot leave workers behind or hang the suite.
+ */
+import * as fs from 'node:fs';
+import { afterEach } from 'node:test';
+import { createPool, type Pool, type PoolOptions } from '../src/index.js';
+
+const pools = new Set<Pool>();
+
+afterEach(async () => {
+  const open = [...pools];
+  pools.clear();
+  await Promise.all(open.map((p) => p.destroy()));
+});
+
+/** A pool destroyed after the current test. Output is not forwarded unless asked. */
+export async function pool(options: PoolOptions = {}): Promise<Pool> {
+  const p = await createPool({ workers: 1, forwardOutput: false, ...options });
+  pools.add(p);
+  return p;
+}
+
+/** Resolve after `ms`. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Whether a process with this pid is alive (and not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Poll `check` until it is true or `ms` pass. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 5000, step = 20): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await sleep(step);
+  }
+  return check();
+}
