@@ -128,7 +128,11 @@ export class Encoder {
     return this.pos;
   }
 
-  /** Start a new message; `reserve` bytes are left (zeroed) at the front for the caller's frame header. */
+  /**
+   * Start a new message; `reserve` bytes are left (zeroed) at the front for the caller's frame header.
+   * Everything written until `end()` must form ONE marshal value (e.g. a `tupleHeader(n)` and its `n` items):
+   * repeated dict keys are written as marshal refs, which are numbered per `marshal.loads` call.
+   */
   begin(reserve: number): void {
     if (this.buf.length < reserve + 256) this.buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_SIZE, 2 * reserve + 256));
     this.buf.fill(0, 0, reserve);
@@ -365,6 +369,7 @@ export class Encoder {
   private array(a: readonly unknown[], d: number, type: number, hashable: boolean): void {
     this.enter(a, d);
     const n = a.length;
+    if (n > INT32_MAX) throw new Failure('an array longer than 2**31 - 1 cannot be sent to Python', d);
     this.ensure(5);
     if (type === T_TUPLE && n < 256) {
       this.buf[this.pos] = T_SMALL_TUPLE;
