@@ -84,13 +84,21 @@ export interface PoolCore {
   contextClosed(worker: PythonWorker, id: number): void;
 }
 
+interface PendingExec {
+  request: { frame: Buffer; flags: number };
+  options: { timeout: number | undefined; signal: AbortSignal | undefined };
+}
+
 /** A pool of Python worker processes. Create it with {@link createPool}. */
 export class Pool extends EventEmitter<PoolEvents> {
   readonly #options: ResolvedPoolOptions;
   readonly #python: PythonInfo;
   readonly #workers: PythonWorker[] = [];
   readonly #queue: Job[] = [];
+  /** Code that `exec()` ran on every worker: replayed on workers started later. */
   readonly #execs: string[] = [];
+  /** `exec()` calls still running: sent to workers that start meanwhile. */
+  readonly #pendingExecs = new Set<PendingExec>();
   readonly #streams = new Set<PyStream<unknown>>();
   #nextWorkerId = 1;
   #nextContextId = 1;
@@ -171,22 +179,24 @@ export class Pool extends EventEmitter<PoolEvents> {
     const o = resolveCallOptions(options, false);
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
     const request = requestExec(0, checkCode(code));
-    this.#execs.push(code);
+    const pending = { request, options: o };
+    this.#pendingExecs.add(pending);
     const jobs = this.#workers
       .filter((w) => w.state === 'starting' || w.state === 'ready')
-      .map((worker) => {
-        const job = new CallJob(Kind.EXEC, Buffer.from(request.frame), request.flags, o, true);
-        this.#track(job);
-        worker.send(job);
-        return job.promise;
-      });
+      .map((worker) => this.#sendExec(worker, pending));
     try {
       await Promise.all(jobs);
-    } catch (error) {
-      const at = this.#execs.lastIndexOf(code);
-      if (at >= 0) this.#execs.splice(at, 1);
-      throw error;
+      this.#execs.push(code);
+    } finally {
+      this.#pendingExecs.delete(pending);
     }
+  }
+
+  #sendExec(worker: PythonWorker, exec: PendingExec): Promise<unknown> {
+    const job = new CallJob(Kind.EXEC, Buffer.from(exec.request.frame), exec.request.flags, exec.options, true);
+    this.#track(job);
+    worker.send(job);
+    return job.promise;
   }
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
@@ -408,7 +418,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     });
     trackWorker(worker);
     this.#workers.push(worker);
-    const ready = worker.start(config).then(
+    const started = worker.start(config);
+    for (const exec of this.#pendingExecs) this.#sendExec(worker, exec).catch(() => {});
+    const ready = started.then(
       (info) => {
         this.#startFailures = 0;
         this.#version = info.version;

@@ -315,8 +315,9 @@ export class PythonWorker {
     if (error) Object.defineProperty(crash, 'cause', { value: error });
     const requeue: Job[] = [];
     for (const job of this.sent.splice(0)) {
+      const retry = job.onLost(crash);
       job.finish();
-      if (job.onLost(crash)) {
+      if (retry) {
         job.worker = undefined;
         job.id = 0;
         requeue.push(job);

@@ -63,6 +63,9 @@ def _answer(worker, fd, rid, flags, payload):
 
 
 def serve_control(worker, fd):
+    # Signals for the main thread (interrupts, late flushes) must not land here.
+    import signal
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
     _die_with_parent()
     from . import memory  # noqa: F401  (registers the memory operations)
     buf = bytearray()

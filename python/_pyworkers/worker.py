@@ -21,9 +21,9 @@ CONTROL_FD = 4
 READ_SIZE = 1 << 18
 MAX_READ = 1 << 24
 IOV_MAX = 512
-FLUSH_AFTER = 0.0002         # a reply may wait this long for others to share its write
-STREAM_FLUSH_AFTER = 0.002   # stream items may wait this long to share a frame
-STREAM_BATCH = 2048          # at most this many items per frame
+FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
+LATE_FLUSH = 0.002     # what is buffered when user code runs longer than this goes out anyway (SIGALRM)
+STREAM_BATCH = 2048    # at most this many stream items per frame
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _perf_counter = time.perf_counter
@@ -123,6 +123,12 @@ class Worker:
         self.cancelled = set()
         self.interrupted = 0
         self.main_ident = threading.main_thread().ident
+        # late flushes: while user code runs (in_user), a SIGALRM sends what is buffered
+        self.in_user = False
+        self.batch = None
+        self.batch_sid = 0
+        self.alarm_armed = False
+        self.alarm_handler = self.on_alarm
         self.worker_id = 0
         self.config = {}
         self.handlers = {
@@ -154,6 +160,32 @@ class Worker:
                 self.interrupted = rid
                 raise KeyboardInterrupt
 
+    def arm_late_flush(self):
+        if not self.alarm_armed and signal.getsignal(signal.SIGALRM) is self.alarm_handler:
+            self.alarm_armed = True
+            signal.setitimer(signal.ITIMER_REAL, LATE_FLUSH)
+
+    def on_alarm(self, signum, frame):
+        """Runs on the main thread between bytecodes: while user code runs, send what waits in buffers."""
+        self.alarm_armed = False
+        if not self.in_user:
+            if self.batch is not None:
+                self.arm_late_flush()
+            return
+        batch = self.batch
+        if batch:
+            items = batch[:]
+            del batch[:]
+            try:
+                payload, flags = dumps(items)
+            except BaseException:
+                batch[:0] = items
+            else:
+                self.out.add(P.ITEMS, flags, self.batch_sid, payload)
+        self.out.flush()
+        if batch is not None:
+            self.arm_late_flush()
+
     # ---------------------------------------------------------------- main loop
     def read_more(self):
         inbuf = self.inbuf
@@ -177,8 +209,11 @@ class Worker:
                 self.read_more()
                 continue
             kind, flags, rid, payload = pending.popleft()
-            if out.parts and _perf_counter() - out.since > FLUSH_AFTER:
-                out.flush()
+            if out.parts:
+                if _perf_counter() - out.since > FLUSH_AFTER:
+                    out.flush()
+                else:
+                    self.arm_late_flush()
             handler = handlers.get(kind)
             if handler is None:
                 self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
@@ -195,13 +230,18 @@ class Worker:
                 self.interrupted = rid
                 raise KeyboardInterrupt
             self.armed = True
-            result = action(rid, loads(payload, flags))
+            request = loads(payload, flags)
+            self.in_user = True
+            result = action(rid, request)
             if type(result) not in _PLAIN and hasattr(result, '__await__'):
                 result = self.run_coroutine(result)
+            self.in_user = False
             self.armed = False
         except BaseException as exc:
+            self.in_user = False
             self.armed = False
             failure = exc
+        self.batch = None
         self.current = 0
         self.calls += 1
         if failure is None:
@@ -403,33 +443,32 @@ class Worker:
         return None
 
     def stream_step(self, sid, stream):
-        """Produce up to the stream's credit of items; answers with ITEMS frames."""
-        items = []
-        append = items.append
+        """Produce up to the stream's credit of items; answers with ITEMS frames.
+
+        Items go out in batches: when a batch is full, and (through the late-flush alarm) when the iterator takes
+        longer than LATE_FLUSH for its next item, so a slow generator's items arrive one by one.
+        """
+        items = self.batch = []
+        self.batch_sid = sid
         iterator = stream.iterator
-        started = _perf_counter()
+        self.arm_late_flush()
         try:
             if stream.is_async:
                 anext = iterator.__anext__
                 run = self.run_coroutine
                 while stream.credit > 0:
-                    append(run(anext()))
+                    items.append(run(anext()))
                     stream.credit -= 1
-                    if len(items) >= STREAM_BATCH or _perf_counter() - started > STREAM_FLUSH_AFTER:
+                    if len(items) >= STREAM_BATCH:
                         self.send_items(sid, P.ITEMS, items)
-                        items = []
-                        append = items.append
-                        started = _perf_counter()
             else:
                 step = iterator.__next__
+                append = items.append
                 while stream.credit > 0:
                     append(step())
                     stream.credit -= 1
-                    if len(items) >= STREAM_BATCH or _perf_counter() - started > STREAM_FLUSH_AFTER:
+                    if len(items) >= STREAM_BATCH:
                         self.send_items(sid, P.ITEMS, items)
-                        items = []
-                        append = items.append
-                        started = _perf_counter()
         except (StopIteration, StopAsyncIteration):
             self.streams.pop(sid, None)
             self.send_items(sid, P.ITEMS_END, items)
@@ -450,11 +489,15 @@ class Worker:
         return _STREAM_ANSWERED
 
     def send_items(self, sid, kind, items):
+        """Send the items and empty the batch (in place: the alarm handler shares the list)."""
+        self.in_user = False
         payload, flags = dumps(items)
+        del items[:]
         out = self.out
         out.add(kind, flags, sid, payload)
         if kind == P.ITEMS:
             out.flush()
+            self.in_user = True
 
     # ---------------------------------------------------------------- start
     def handshake(self):
@@ -506,6 +549,7 @@ def main():
         pass
     worker = Worker(main_ns)
     signal.signal(signal.SIGINT, worker.on_sigint)
+    signal.signal(signal.SIGALRM, worker.alarm_handler)
     threading.Thread(target=serve_control, args=(worker, CONTROL_FD), name='pyworkers-control', daemon=True).start()
     worker.handshake()
     while True:
