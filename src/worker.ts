@@ -189,7 +189,7 @@ export class PythonWorker {
       this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
     }
     job.worker = this;
-    this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id));
+    this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id), this.sent.length === 0);
     this.sent.push(job);
     if (this.sent.length === 1) {
       this.#updateRef();

@@ -89,18 +89,17 @@ export class FrameWriter {
 
   constructor(private readonly socket: Socket) {}
 
-  write(frame: Buffer): void {
+  /** Queue a frame; with `now` (nothing else in flight, so nothing to share a write with) send it at once. */
+  write(frame: Buffer, now = false): void {
+    if (now && !this.#scheduled) {
+      if (!this.socket.destroyed) this.socket.write(frame);
+      return;
+    }
     this.#queue.push(frame);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.flush);
     }
-  }
-
-  /** Write now, without waiting for the end of the tick. */
-  writeNow(frame: Buffer): void {
-    this.flush();
-    if (!this.socket.destroyed) this.socket.write(frame);
   }
 
   readonly flush = (): void => {
