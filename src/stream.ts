@@ -83,6 +83,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   #head = 0;
   #error: unknown;
   #ended = false; // Python has no more items (or failed)
+  #pythonDone = false; // Python dropped the iterator (exhausted, failed, or the worker is gone)
   #waiter: Waiter<T> | undefined;
   #worker: PythonWorker | undefined;
   #sid = 0;
@@ -215,6 +216,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     }
     if (kind === Kind.ERROR) {
       this.#ended = true;
+      // An error while closing may be the interrupt landing before the step ran: the iterator may live on.
+      if (!this.#closing) this.#pythonDone = true;
       this.#deliverError(errorFromReply(value, this.#worker?.id ?? 0));
       return true;
     }
@@ -225,7 +228,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     }
     const items = value as unknown[];
     this.#outstanding -= items.length;
-    if (kind === Kind.ITEMS_END) this.#ended = true;
+    if (kind === Kind.ITEMS_END) this.#ended = this.#pythonDone = true;
     if (this.#closing) return last;
     for (const item of items) this.#items.push(item);
     this.#wake();
@@ -236,7 +239,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   /** @internal */
   onLost(error: unknown): void {
     this.#stepEnded();
-    this.#ended = true;
+    this.#ended = this.#pythonDone = true;
     this.#deliverError(error);
   }
 
@@ -311,18 +314,23 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       return;
     }
     const step = this.#step;
-    if (step && !this.#worker) {
+    if (step && (step.dequeue || !step.worker)) {
       // Still waiting in the pool's queue: never ran.
       step.dequeue?.();
       this.#step = undefined;
     } else if (step) {
-      // Running (or about to): interrupt it; Python closes the iterator as the interrupt unwinds it.
+      // Sent: running, or waiting for its turn on the worker. Interrupt it: Python closes the iterator as the
+      // interrupt unwinds it (or never opens it).
       step.interrupt();
       await new Promise<void>((resolve) => (this.#onStepEnd = resolve));
-    } else if (!this.#ended && this.#worker && this.#worker.state !== 'exited') {
-      const worker = this.#worker;
+    }
+    // A paused stream, or a step that paused before its interrupt landed: close the iterator in Python (a no-op
+    // there when it is already gone).
+    const worker = this.#worker ?? step?.worker;
+    const sid = this.#sid || (step && step.kind !== Kind.STREAM_MORE ? step.id : 0);
+    if (!this.#pythonDone && worker && worker.state !== 'exited' && sid) {
       await new Promise<void>((resolve) => {
-        const { frame, flags } = encodeRequest((enc) => enc.value(this.#sid, 'stream'));
+        const { frame, flags } = encodeRequest((enc) => enc.value(sid, 'stream'));
         worker.send(new CloseJob(frame, flags, resolve));
       });
     }

@@ -74,12 +74,13 @@ class Writer:
 
 
 class Stream:
-    __slots__ = ('iterator', 'is_async', 'credit')
+    __slots__ = ('iterator', 'is_async', 'credit', 'granted')
 
     def __init__(self, iterator, is_async, credit):
         self.iterator = iterator
         self.is_async = is_async
         self.credit = credit
+        self.granted = credit  # items asked for so far: granted - credit were produced
 
 
 def _type_info(exc):
@@ -426,12 +427,19 @@ class Worker:
             self.out.add(P.ITEMS_END, 0, sid, b'[\x00\x00\x00\x00')
             return _STREAM_ANSWERED
         stream.credit += credit
+        stream.granted += credit
         return self.stream_step(sid, stream)
 
     def do_stream_close(self, rid, sid):
         stream = self.streams.pop(sid, None)
         if stream is not None:
-            iterator = stream.iterator
+            self.close_iterator(stream, quiet=False)
+        return None
+
+    def close_iterator(self, stream, quiet=True):
+        """Close a stream's iterator: generator.close() / aclose(), so that its finally blocks run."""
+        iterator = stream.iterator
+        try:
             if stream.is_async:
                 aclose = getattr(iterator, 'aclose', None)
                 if aclose is not None:
@@ -440,7 +448,18 @@ class Worker:
                 close = getattr(iterator, 'close', None)
                 if close is not None:
                     close()
-        return None
+        except BaseException:
+            if not quiet:
+                raise
+
+    def refuse_item(self, sid, stream, items, exc):
+        """An item the host cannot take: end the stream and point the error at the item's index in the stream.
+        (send_items delivered the items before it; it is items[exc.path[-1]].)"""
+        self.streams.pop(sid, None)
+        self.close_iterator(stream)
+        path = exc.path
+        if path and type(path[-1]) is int:
+            path[-1] += stream.granted - stream.credit - len(items)
 
     def stream_step(self, sid, stream):
         """Produce up to the stream's credit of items; answers with ITEMS frames.
@@ -469,29 +488,44 @@ class Worker:
                     stream.credit -= 1
                     if len(items) >= STREAM_BATCH:
                         self.send_items(sid, P.ITEMS, items)
+            kind = P.ITEMS_PAUSE
         except (StopIteration, StopAsyncIteration):
             self.streams.pop(sid, None)
-            self.send_items(sid, P.ITEMS_END, items)
-            return _STREAM_ANSWERED
-        except BaseException:
-            self.streams.pop(sid, None)
-            if not stream.is_async:
-                close = getattr(iterator, 'close', None)
-                if close is not None:
-                    try:
-                        close()
-                    except BaseException:
-                        pass
-            if items:
-                self.send_items(sid, P.ITEMS, items)
+            kind = P.ITEMS_END
+        except Unconvertible as exc:
+            self.refuse_item(sid, stream, items, exc)
             raise
-        self.send_items(sid, P.ITEMS_PAUSE, items)
+        except BaseException:
+            # the iterator raised (it is finished), or an interrupt landed between two items (close it here)
+            self.streams.pop(sid, None)
+            self.close_iterator(stream)
+            if items:
+                try:
+                    self.send_items(sid, P.ITEMS, items)
+                except Unconvertible as exc:
+                    self.refuse_item(sid, stream, items, exc)
+                    raise
+            raise
+        try:
+            self.send_items(sid, kind, items)
+        except Unconvertible as exc:
+            self.refuse_item(sid, stream, items, exc)
+            raise
         return _STREAM_ANSWERED
 
     def send_items(self, sid, kind, items):
         """Send the items and empty the batch (in place: the alarm handler shares the list)."""
         self.in_user = False
-        payload, flags = dumps(items)
+        try:
+            payload, flags = dumps(items)
+        except Unconvertible as exc:
+            # deliver the items before the one that cannot be converted; it becomes items[0]
+            bad = exc.path[-1] if exc.path and type(exc.path[-1]) is int else 0
+            if bad > 0:
+                self.send_items(sid, P.ITEMS, items[:bad])
+                del items[:bad]
+                exc.path[-1] = 0
+            raise
         del items[:]
         out = self.out
         out.add(kind, flags, sid, payload)
