@@ -1,11 +1,11 @@
 export { createPool, Pool } from './pool.js';
-export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions } from './pool.js';
+export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool.js';
 export { Context } from './context.js';
 export { PyStream } from './stream.js';
 export { py } from './default-pool.js';
 export { tuple, isTuple } from './protocol/tuple.js';
 export { MAX_DEPTH } from './protocol/encode.js';
-export type { PoolOptions, CallOptions, StreamOptions } from './options.js';
+export type { PoolOptions, CallOptions, StreamOptions, RecycleOptions } from './options.js';
 export { parseSize, formatBytes } from './util/size.js';
 export {
   PyWorkersError,

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
+import { parseSize } from './util/size.js';
 
 /** Options of {@link createPool}. Every one is optional. */
 export interface PoolOptions {
@@ -34,6 +35,23 @@ export interface PoolOptions {
   closeTimeout?: number;
   /** Write the workers' stdout and stderr to this process's stderr (they are also `'stdout'`/`'stderr'` events). @default true */
   forwardOutput?: boolean;
+  /**
+   * Hard memory cap of each worker, in bytes or a size string (`'512MB'`): an OS limit (`RLIMIT_DATA`), so an
+   * allocation beyond it raises `MemoryError` in Python and the worker serves on.
+   */
+  maxMemory?: number | string;
+  /** Retire and replace workers that grow, without losing a call. See {@link RecycleOptions}. */
+  recycle?: RecycleOptions;
+}
+
+/** When to retire a worker (it finishes its calls; a replacement started ahead takes its place). */
+export interface RecycleOptions {
+  /** Retire a worker whose resident memory (current RSS, not its peak) is above this after a call. */
+  maxRss?: number | string;
+  /** Retire a worker after it answered this many calls. */
+  maxCalls?: number;
+  /** Retire a worker that served calls and then sat idle this many ms (a fresh process gives memory back). */
+  idleTimeout?: number;
 }
 
 /** Per-call options. */
@@ -67,6 +85,8 @@ export interface ResolvedPoolOptions {
   startTimeout: number;
   closeTimeout: number;
   forwardOutput: boolean;
+  maxMemory: number | undefined;
+  recycle: { maxRss: number | undefined; maxCalls: number | undefined; idleTimeout: number | undefined };
 }
 
 export const DEFAULTS = {
@@ -83,8 +103,11 @@ export const DEFAULTS = {
 
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
-  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput',
+  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle',
 ]);
+const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
+/** Below this a Python worker cannot even start. */
+export const MIN_MEMORY = 32 * 1024 * 1024;
 const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal']);
 const STREAM_KEYS = new Set([...CALL_KEYS, 'highWaterMark']);
 
@@ -156,6 +179,25 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     startTimeout: o.startTimeout === undefined ? DEFAULTS.startTimeout : checkMilliseconds(o.startTimeout, opt('startTimeout')),
     closeTimeout: o.closeTimeout === undefined ? DEFAULTS.closeTimeout : checkMilliseconds(o.closeTimeout, opt('closeTimeout')),
     forwardOutput: o.forwardOutput === undefined ? DEFAULTS.forwardOutput : checkBoolean(o.forwardOutput, opt('forwardOutput')),
+    maxMemory: o.maxMemory === undefined ? undefined : checkMemory(o.maxMemory, opt('maxMemory')),
+    recycle: resolveRecycle(o.recycle),
+  };
+}
+
+function checkMemory(value: unknown, name: string): number {
+  const bytes = parseSize(value, name);
+  if (bytes < MIN_MEMORY) throw new ArgumentRangeError(`${name} must be at least 32MiB (a Python worker needs that much to start), got ${bytes} bytes`);
+  return bytes;
+}
+
+function resolveRecycle(value: unknown): ResolvedPoolOptions['recycle'] {
+  if (value === undefined) return { maxRss: undefined, maxCalls: undefined, idleTimeout: undefined };
+  checkObject(value, 'options.recycle');
+  checkKnownKeys(value, RECYCLE_KEYS, 'options.recycle');
+  return {
+    maxRss: value.maxRss === undefined ? undefined : parseSize(value.maxRss, 'options.recycle.maxRss'),
+    maxCalls: value.maxCalls === undefined ? undefined : checkInteger(value.maxCalls, 'options.recycle.maxCalls', 1),
+    idleTimeout: value.idleTimeout === undefined ? undefined : checkMilliseconds(value.idleTimeout, 'options.recycle.idleTimeout'),
   };
 }
 

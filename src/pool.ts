@@ -57,8 +57,20 @@ export interface OutputEvent {
   text: string;
 }
 
+/** Why a worker was retired. */
+export type RecycleReason = 'maxRss' | 'maxCalls' | 'idle' | 'manual';
+
+export interface RecycleEvent {
+  workerId: number;
+  pid: number | undefined;
+  reason: RecycleReason;
+  /** Its resident memory (bytes) when it was retired, if the OS told. */
+  rss: number | undefined;
+}
+
 export interface PoolEvents {
   workerStart: [{ workerId: number; pid: number | undefined }];
+  recycle: [RecycleEvent];
   workerExit: [WorkerExitEvent];
   stdout: [OutputEvent];
   stderr: [OutputEvent];
@@ -82,6 +94,8 @@ export interface PoolCore {
   streams: Set<PyStream<unknown>>;
   nextContextId(): number;
   contextClosed(worker: PythonWorker, id: number): void;
+  /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
+  setWorkerInit(key: string, value: unknown): void;
 }
 
 interface PendingExec {
@@ -111,6 +125,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   #closed: Promise<void> | undefined;
   #idleWaiters: Array<() => void> = [];
   #version = '';
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** Extra settings every new worker receives at start (e.g. tracemalloc). */
+  readonly #workerInit: Record<string, unknown> = {};
   /** @internal */
   readonly core: PoolCore;
 
@@ -130,6 +147,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       streams: this.#streams,
       nextContextId: () => pool.#nextContextId++,
       contextClosed: (worker) => this.#afterContextClosed(worker),
+      setWorkerInit: (key, value) => {
+        if (value === undefined) delete this.#workerInit[key];
+        else this.#workerInit[key] = value;
+      },
     };
   }
 
@@ -141,6 +162,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (failure) {
       await this.destroy();
       throw (failure as PromiseRejectedResult).reason;
+    }
+    const idleTimeout = this.#options.recycle.idleTimeout;
+    if (idleTimeout !== undefined) {
+      this.#idleTimer = setInterval(() => this.#retireIdle(idleTimeout), Math.max(10, Math.min(idleTimeout / 2, 1000)));
+      this.#idleTimer.unref();
     }
   }
 
@@ -222,6 +248,17 @@ export class Pool extends EventEmitter<PoolEvents> {
     return new Context(this.core);
   }
 
+  /**
+   * Retire every worker: each finishes its calls while a replacement starts (running `setup` and what `exec()`
+   * defined), then ends. No call is lost. Workers with open contexts are retired once their contexts close.
+   * Resolves when the replacements are ready.
+   */
+  async recycle(): Promise<void> {
+    this.#checkOpen();
+    const retiring = this.#workers.filter((w) => w.state === 'ready' || w.state === 'starting').map((w) => this.#retire(w, 'manual'));
+    await Promise.all(retiring);
+  }
+
   /** Counters and per-worker state; a fresh plain object each time. */
   stats(): PoolStats {
     const live = this.#workers.filter((w) => w.state !== 'exited');
@@ -252,6 +289,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (options.force) return this.destroy();
     if (this.#closed) return this.#closed;
     this.#closing = true;
+    clearInterval(this.#idleTimer);
     const timeout = options.timeout ?? this.#options.closeTimeout;
     this.#closed = (async () => {
       const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
@@ -280,6 +318,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   async #forceClose(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#idleTimer);
     const error = new PoolClosedError('The pool was destroyed');
     for (const job of this.#queue.splice(0)) failJob(job, error);
     for (const stream of this.#streams) stream.abandon();
@@ -389,8 +428,63 @@ export class Pool extends EventEmitter<PoolEvents> {
     return best;
   }
 
-  #afterContextClosed(_worker: PythonWorker): void {
-    // Recycling hooks in here (a worker with open contexts is not retired).
+  #afterContextClosed(worker: PythonWorker): void {
+    if (worker.retireWhenFree && worker.contexts.size === 0) void this.#retire(worker, worker.retireWhenFree);
+  }
+
+  // ------------------------------------------------------------------ recycling
+
+  /** After each answered job: retire the worker if it passed a threshold; end retired workers once drained. */
+  #afterJob(worker: PythonWorker): void {
+    worker.lastActive = Date.now();
+    if (worker.state === 'retiring') {
+      if (worker.load === 0 && worker.killReason === 'recycled') void worker.terminate();
+      return;
+    }
+    if (worker.state !== 'ready' || worker.replacing || this.#closing) return;
+    const { maxCalls, maxRss } = this.#options.recycle;
+    if (maxCalls !== undefined && worker.served >= maxCalls) {
+      void this.#retire(worker, 'maxCalls');
+    } else if (maxRss !== undefined && worker.lastActive - worker.rssCheckedAt >= 20) {
+      worker.rssCheckedAt = worker.lastActive;
+      const rss = worker.rss()?.rss;
+      if (rss !== undefined && rss > maxRss) void this.#retire(worker, 'maxRss', rss);
+    }
+  }
+
+  #retireIdle(idleTimeout: number): void {
+    const now = Date.now();
+    for (const worker of this.#workers) {
+      if (worker.state === 'ready' && worker.load === 0 && worker.served > 0 && !worker.replacing && now - worker.lastActive >= idleTimeout) {
+        void this.#retire(worker, 'idle');
+      }
+    }
+  }
+
+  /**
+   * Retire `worker`: a replacement starts first; once it is ready the old worker takes no new calls, finishes
+   * those it has, and ends. A worker with open contexts is retired when they close.
+   */
+  async #retire(worker: PythonWorker, reason: RecycleReason, rss = worker.rss()?.rss): Promise<void> {
+    if (this.#closing || worker.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return;
+    if (worker.contexts.size > 0) {
+      worker.retireWhenFree = reason;
+      return;
+    }
+    worker.retireWhenFree = undefined;
+    worker.replacing = true;
+    const replacement = this.#spawn();
+    try {
+      await replacement.ready;
+    } catch {
+      worker.replacing = false; // keep the old one serving; a later trigger tries again
+      return;
+    }
+    if ((worker.state as PythonWorker['state']) === 'exited') return;
+    worker.state = 'retiring';
+    worker.killReason = 'recycled';
+    this.emit('recycle', { workerId: worker.id, pid: worker.pid, reason, rss });
+    if (worker.load === 0) void worker.terminate();
   }
 
   #config(): WorkerConfig {
@@ -403,13 +497,17 @@ export class Pool extends EventEmitter<PoolEvents> {
       setup: [...o.setup, ...this.#execs],
       forceKillAfter: o.forceKillAfter,
       startTimeout: o.startTimeout,
+      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null },
     };
   }
 
   #spawn(): PythonWorker & { ready: Promise<unknown> } {
     const config = this.#config();
     const worker = new PythonWorker(this.#nextWorkerId++, config, {
-      jobEnded: () => this.#dispatch(),
+      jobEnded: (w) => {
+        this.#afterJob(w);
+        this.#dispatch();
+      },
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
       output: (w, stream, text) => {
         if (this.#options.forwardOutput) process.stderr.write(text);

@@ -71,6 +71,16 @@ export class PythonWorker {
   completed = 0;
   /** Open contexts pinned here. */
   readonly contexts = new Set<number>();
+  /** Calls answered (the start-up handshake not counted). */
+  served = 0;
+  /** When it last answered a request (ms since the epoch). */
+  lastActive = Date.now();
+  /** When the pool last read its RSS for recycling. */
+  rssCheckedAt = 0;
+  /** A replacement is starting for it. */
+  replacing = false;
+  /** Retire it once its contexts close (the reason it was due). */
+  retireWhenFree: 'maxRss' | 'maxCalls' | 'idle' | 'manual' | undefined;
   /** Why the host ended the worker, when it did. */
   killReason: string | undefined;
   /** Why the worker failed to start, when it did. */
@@ -96,7 +106,13 @@ export class PythonWorker {
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.#child = spawn(config.executable, ['-c', BOOT], {
       cwd: config.cwd,
-      env: { ...config.env, PYWORKERS_HOST_PID: String(process.pid), PYWORKERS_WORKER_ID: String(id) },
+      env: {
+        // OpenBLAS starting a thread per core under a memory cap can fail to import numpy (DESIGN.md).
+        ...(config.init?.memoryLimit ? { OPENBLAS_NUM_THREADS: '1' } : {}),
+        ...config.env,
+        PYWORKERS_HOST_PID: String(process.pid),
+        PYWORKERS_WORKER_ID: String(id),
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
@@ -280,6 +296,7 @@ export class PythonWorker {
     this.sent.shift();
     job.finish();
     this.completed++;
+    if (job.kind !== Kind.INIT) this.served++;
     const next = this.sent[0];
     if (next) next.start();
     else this.#updateRef();

@@ -132,6 +132,7 @@ class Worker:
         self.alarm_handler = self.on_alarm
         self.worker_id = 0
         self.config = {}
+        self.memory_limit = None
         self.handlers = {
             P.CALL: self.on_call,
             P.EVAL: self.on_eval,
@@ -244,16 +245,16 @@ class Worker:
             failure = exc
         self.batch = None
         self.current = 0
-        self.calls += 1
         if failure is None:
             if result is not _STREAM_ANSWERED:
                 self.send_result(rid, result)
         elif failure.__class__ is MemoryError:
-            # Drop the exception (and the frames that hold what filled memory) before building the reply.
+            # Drop the exception (and the frames that hold what filled memory) before anything allocates.
             failure = None
             self.send_memory_error(rid)
         else:
             self.send_failure(rid, failure)
+        self.calls += 1
 
     def run_coroutine(self, awaitable):
         loop = self.loop
@@ -543,9 +544,19 @@ class Worker:
         config = loads(payload, flags)
         self.config = config
         self.worker_id = config.get('workerId', 0)
+        if config.get('tracemalloc'):  # the pool traces: so does this replacement worker, from its first line
+            from .memory import start_tracing_at_start
+            start_tracing_at_start(config['tracemalloc'])
         for entry in reversed(config.get('path') or ()):
             sys.path.insert(0, entry)
         try:
+            limit = config.get('memoryLimit')
+            if limit:
+                import resource
+                # RLIMIT_DATA counts heap and anonymous mmaps (pymalloc arenas, big buffers) but not the ~8 MiB
+                # stacks in threads' address space, so threads stay cheap; allocations past it raise MemoryError.
+                resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+                self.memory_limit = limit
             for code in config.get('setup') or ():
                 exec(compile(code, '<setup>', 'exec'), self.main)
         except BaseException as exc:

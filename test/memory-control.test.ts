@@ -1,0 +1,158 @@
+/**
+ * Issue: memory control. Hard caps per worker and recycling of workers that grow.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { createPool, PythonError, type RecycleEvent } from '../src/index.js';
+import { pool, sleep, until } from './helpers.js';
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+const MiB = 1024 * 1024;
+
+async function rejection(promise: Promise<unknown>): Promise<any> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('hard memory cap per worker', () => {
+  it('validates maxMemory and names the option', async () => {
+    for (const bad of ['lots', -1, '1KB', {}]) {
+      await assert.rejects(createPool({ maxMemory: bad as never }), /options\.maxMemory/);
+    }
+  });
+
+  for (const [name, code] of [
+    ['one huge allocation', 'len(b"x" * (600 * 2**20))'],
+    ['MiB chunks', 'len([bytearray(2**20) for _ in range(10**4)])'],
+    ['a flood of small objects', 'len([{} for _ in range(10**8)])'],
+    ['many small strings', 'len([str(i) for i in range(10**8)])'],
+  ] as const) {
+    it(`turns ${name} over the cap into MemoryError, three times in a row, and serves on`, async () => {
+      const p = await pool({ maxMemory: '256MB' });
+      const pid = p.stats().perWorker[0]!.pid!;
+      for (let round = 0; round < 3; round++) {
+        const error = await rejection(p.eval(code));
+        assert.ok(error instanceof PythonError, String(error));
+        assert.equal(error.type, 'MemoryError');
+        assert.equal(await p.eval('sum(range(10))'), 45, `round ${round}`);
+      }
+      assert.equal(p.stats().perWorker[0]!.pid, pid, 'the same worker served on');
+      assert.equal(p.stats().restarts, 0);
+      assert.ok(rssOf(pid) < 200 * MiB, `RSS stayed at ${rssOf(pid) / MiB} MiB`);
+    });
+  }
+
+  it('lets allocations under the cap through', async () => {
+    const p = await pool({ maxMemory: '256MB' });
+    assert.equal(await p.eval('len(b"x" * (100 * 2**20))'), 100 * MiB);
+  });
+});
+
+describe('recycling', () => {
+  it('validates the recycle options', async () => {
+    await assert.rejects(createPool({ recycle: { maxCalls: 0 } }), /options\.recycle\.maxCalls/);
+    await assert.rejects(createPool({ recycle: { maxRss: 'big' } }), /options\.recycle\.maxRss/);
+    await assert.rejects(createPool({ recycle: { sometimes: true } as never }), /sometimes/);
+  });
+
+  it('retires a worker after maxCalls without losing or failing a call under load', async () => {
+    const p = await pool({ workers: 2, recycle: { maxCalls: 50 } });
+    const events: RecycleEvent[] = [];
+    p.on('recycle', (e) => events.push(e));
+    for (let batch = 0; batch < 10; batch++) {
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => p.call('operator', 'mul', [i, 3])));
+      results.forEach((r, i) => assert.equal(r, i * 3));
+      await sleep(60); // replacements start ahead; the old workers serve on until they are ready
+    }
+    assert.ok(events.length >= 4, `${events.length} recycles`);
+    assert.ok(events.every((e) => e.reason === 'maxCalls'));
+    assert.equal(p.stats().failed, 0);
+    assert.ok(await until(() => p.stats().workers === 2));
+  });
+
+  it('retires a worker over maxRss; the replacement runs setup and exec() code first', async () => {
+    const p = await pool({ setup: 'SETUP_RAN = True', recycle: { maxRss: '150MB' } });
+    await p.exec('def answer():\n    return 42');
+    const before = p.stats().perWorker[0]!.pid!;
+    const events: RecycleEvent[] = [];
+    p.on('recycle', (e) => events.push(e));
+    // eval, not exec: exec() code is replayed on new workers by design
+    await p.eval('globals().__setitem__("big", [0] * (30 * 10**6))');
+    assert.ok(await until(() => events.length === 1));
+    assert.equal(events[0]!.reason, 'maxRss');
+    assert.equal(events[0]!.pid, before);
+    assert.ok(events[0]!.rss! > 150e6);
+    assert.ok(await until(() => p.stats().workers === 1));
+    const after = p.stats().perWorker[0]!.pid!;
+    assert.notEqual(after, before);
+    assert.deepEqual(await p.eval('[SETUP_RAN, answer(), "big" in globals()]'), [true, 42, false]);
+    assert.ok(rssOf(after) < 100 * MiB);
+  });
+
+  it('keeps a worker with an open context until the context closes', async () => {
+    const p = await pool({ recycle: { maxRss: '150MB' } });
+    const events: RecycleEvent[] = [];
+    p.on('recycle', (e) => events.push(e));
+    const ctx = p.context();
+    await ctx.exec('big = [0] * (30 * 10**6)');
+    await ctx.exec('small = 1');
+    await sleep(100);
+    assert.equal(events.length, 0, 'not retired while the context is open');
+    assert.equal(await ctx.eval('len(big)'), 30 * 10 ** 6);
+    await ctx.close();
+    assert.ok(await until(() => events.length === 1));
+  });
+
+  it('pool.recycle() replaces every worker and gives fragmented memory back', async () => {
+    const p = await pool({ workers: 2 });
+    const fresh = rssOf(p.stats().perWorker[0]!.pid!);
+    const ctxFree = p.stats().perWorker.map((w) => w.pid!);
+    // Small dicts freed but for 1 in 64: every pymalloc arena stays pinned, RSS stays high (DESIGN.md).
+    await p.exec('import gc\ndef fragment():\n    global keep\n    keep = [{} for _ in range(2 * 10**6)][::64]\n    gc.collect()');
+    await Promise.all(ctxFree.map(() => p.call('__main__', 'fragment', [])));
+    await Promise.all([p.call('__main__', 'fragment', []), p.call('__main__', 'fragment', [])]);
+    const grown = Math.max(...ctxFree.map(rssOf));
+    assert.ok(grown > fresh + 100 * MiB, `grew to ${grown / MiB} MiB from ${fresh / MiB}`);
+    const events: RecycleEvent[] = [];
+    p.on('recycle', (e) => events.push(e));
+    await p.recycle();
+    assert.equal(events.length, 2);
+    assert.ok(events.every((e) => e.reason === 'manual' && typeof e.rss === 'number'));
+    assert.ok(await until(() => p.stats().workers === 2));
+    for (const w of p.stats().perWorker) {
+      assert.ok(!ctxFree.includes(w.pid!));
+      assert.ok(rssOf(w.pid!) < fresh * 1.5 + 10 * MiB, `replacement at ${rssOf(w.pid!) / MiB} MiB, fresh ${fresh / MiB} MiB`);
+    }
+    assert.equal(await p.eval('"keep" in globals()'), false);
+  });
+
+  it('no call is lost when pool.recycle() runs under load', async () => {
+    const p = await pool({ workers: 2 });
+    const calls = Array.from({ length: 3000 }, (_, i) => p.call('operator', 'add', [i, i]));
+    await sleep(5);
+    await p.recycle();
+    (await Promise.all(calls)).forEach((r, i) => assert.equal(r, 2 * i));
+    assert.equal(p.stats().failed, 0);
+  });
+
+  it('retires a worker that sat idle after serving calls', async () => {
+    const p = await pool({ recycle: { idleTimeout: 150 } });
+    const events: RecycleEvent[] = [];
+    p.on('recycle', (e) => events.push(e));
+    await sleep(400);
+    assert.equal(events.length, 0, 'a fresh worker is not retired for idleness');
+    await p.eval('1');
+    assert.ok(await until(() => events.length === 1, 3000));
+    assert.equal(events[0]!.reason, 'idle');
+    assert.equal(await p.eval('2'), 2);
+  });
+});
