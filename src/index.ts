@@ -1,6 +1,32 @@
 export { createPool, Pool } from './pool.js';
 export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool.js';
 export { Context } from './context.js';
+export { MemorySnapshot } from './memory/snapshot.js';
+export type {
+  GcGenerationStats,
+  WorkerMemoryStats,
+  PoolMemoryStats,
+  MemoryStatsOptions,
+  GcGeneration,
+  GcDebugFlag,
+  GcDebugFlagName,
+  GcDebugFlags,
+  GarbageObject,
+  GcGarbage,
+  GcGarbageOptions,
+  SnapshotGroupBy,
+  SnapshotOptions,
+  AllocationFrame,
+  AllocationSite,
+  AllocationDiff,
+  CompareOptions,
+  ReferrerInfo,
+  ReferenceInfo,
+  ReferencesOptions,
+  PymallocStats,
+  AllocatorInfo,
+  AllocatorInfoOptions,
+} from './memory/types.js';
 export { PyStream } from './stream.js';
 export { py } from './default-pool.js';
 export { tuple, isTuple } from './protocol/tuple.js';
@@ -26,3 +52,5 @@ export {
   ProtocolError,
 } from './errors.js';
 export type { ErrorCode, PythonErrorInfo, WorkerExitInfo } from './errors.js';
+export type { MonitorOptions, MemorySample, MemoryEvent, PressureEvent } from './memory/monitor.js';
+export type { LeakWorkload, FindLeaksOptions, LeakSite, LeakReport } from './memory/leaks.js';

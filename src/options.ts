@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
 import { parseSize } from './util/size.js';
+import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
 
 /** Options of {@link createPool}. Every one is optional. */
 export interface PoolOptions {
@@ -42,6 +43,8 @@ export interface PoolOptions {
   maxMemory?: number | string;
   /** Retire and replace workers that grow, without losing a call. See {@link RecycleOptions}. */
   recycle?: RecycleOptions;
+  /** Sample every worker's memory on an interval: `'memory'` and `'pressure'` events. See {@link MonitorOptions}. */
+  monitor?: MonitorOptions | boolean;
 }
 
 /** When to retire a worker (it finishes its calls; a replacement started ahead takes its place). */
@@ -87,6 +90,7 @@ export interface ResolvedPoolOptions {
   forwardOutput: boolean;
   maxMemory: number | undefined;
   recycle: { maxRss: number | undefined; maxCalls: number | undefined; idleTimeout: number | undefined };
+  monitor: ResolvedMonitorOptions | undefined;
 }
 
 export const DEFAULTS = {
@@ -103,7 +107,7 @@ export const DEFAULTS = {
 
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
-  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle',
+  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
@@ -181,6 +185,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     forwardOutput: o.forwardOutput === undefined ? DEFAULTS.forwardOutput : checkBoolean(o.forwardOutput, opt('forwardOutput')),
     maxMemory: o.maxMemory === undefined ? undefined : checkMemory(o.maxMemory, opt('maxMemory')),
     recycle: resolveRecycle(o.recycle),
+    monitor: resolveMonitorOptions(o.monitor),
   };
 }
 

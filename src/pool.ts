@@ -12,6 +12,10 @@ import { requestCall, requestEval, requestExec, requestStreamCall, requestStream
 import { PyStream } from './stream.js';
 import { PythonWorker, type WorkerConfig } from './worker.js';
 import { trackWorker } from './exit-guard.js';
+import { MemoryMonitor, type MemoryEvent, type PressureEvent } from './memory/monitor.js';
+import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakReport, type LeakWorkload } from './memory/leaks.js';
+import { poolMemory, type MemorySnapshot } from './memory/index.js';
+import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from './memory/types.js';
 
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
 const MAX_START_FAILURES = 3;
@@ -71,6 +75,8 @@ export interface RecycleEvent {
 export interface PoolEvents {
   workerStart: [{ workerId: number; pid: number | undefined }];
   recycle: [RecycleEvent];
+  memory: [MemoryEvent];
+  pressure: [PressureEvent];
   workerExit: [WorkerExitEvent];
   stdout: [OutputEvent];
   stderr: [OutputEvent];
@@ -126,6 +132,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #idleWaiters: Array<() => void> = [];
   #version = '';
   #idleTimer: NodeJS.Timeout | undefined;
+  #monitor: MemoryMonitor | undefined;
   /** Extra settings every new worker receives at start (e.g. tracemalloc). */
   readonly #workerInit: Record<string, unknown> = {};
   /** @internal */
@@ -162,6 +169,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (failure) {
       await this.destroy();
       throw (failure as PromiseRejectedResult).reason;
+    }
+    if (this.#options.monitor) {
+      this.#monitor = new MemoryMonitor(this.#options.monitor, {
+        workers: () => this.#workers,
+        emitMemory: (event) => this.emit('memory', event),
+        emitPressure: (event) => this.emit('pressure', event),
+      });
     }
     const idleTimeout = this.#options.recycle.idleTimeout;
     if (idleTimeout !== undefined) {
@@ -259,6 +273,29 @@ export class Pool extends EventEmitter<PoolEvents> {
     await Promise.all(retiring);
   }
 
+  /**
+   * Find what leaks: run `workload` (Python code, or `{ module, fn, args }`) repeatedly on a fresh worker of its
+   * own under tracemalloc, and report the allocation sites that grow with the iterations. The pool's workers
+   * keep serving meanwhile; the dedicated worker (with the pool's `setup` and `exec()` code) ends afterwards.
+   */
+  async findLeaks(workload: LeakWorkload, options?: FindLeaksOptions): Promise<LeakReport> {
+    this.#checkOpen();
+    resolveLeakOptions(options);
+    const config = this.#config();
+    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+      jobEnded: () => {},
+      exited: () => {},
+      output: (w, stream, text) => this.#output(w, stream, text),
+    });
+    trackWorker(worker);
+    try {
+      await worker.start(config);
+      return await runLeakSearch(worker, workload, options);
+    } finally {
+      worker.kill('leak search finished');
+    }
+  }
+
   /** Counters and per-worker state; a fresh plain object each time. */
   stats(): PoolStats {
     const live = this.#workers.filter((w) => w.state !== 'exited');
@@ -290,6 +327,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.#closed) return this.#closed;
     this.#closing = true;
     clearInterval(this.#idleTimer);
+    this.#monitor?.stop();
     const timeout = options.timeout ?? this.#options.closeTimeout;
     this.#closed = (async () => {
       const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
@@ -319,6 +357,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   async #forceClose(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#idleTimer);
+    this.#monitor?.stop();
     const error = new PoolClosedError('The pool was destroyed');
     for (const job of this.#queue.splice(0)) failJob(job, error);
     for (const stream of this.#streams) stream.abandon();
@@ -501,6 +540,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
   }
 
+  #output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void {
+    if (this.#options.forwardOutput) process.stderr.write(text);
+    this.emit(stream, { workerId: worker.id, pid: worker.pid, text });
+  }
+
   #spawn(): PythonWorker & { ready: Promise<unknown> } {
     const config = this.#config();
     const worker = new PythonWorker(this.#nextWorkerId++, config, {
@@ -509,10 +553,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         this.#dispatch();
       },
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
-      output: (w, stream, text) => {
-        if (this.#options.forwardOutput) process.stderr.write(text);
-        this.emit(stream, { workerId: w.id, pid: w.pid, text });
-      },
+      output: (w, stream, text) => this.#output(w, stream, text),
     });
     trackWorker(worker);
     this.#workers.push(worker);
@@ -587,6 +628,85 @@ export class Pool extends EventEmitter<PoolEvents> {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const fn of waiters) fn();
+  }
+
+  // ---- memory
+  // Pool-wide memory calls act on every ready worker; workers starting, or exiting meanwhile, are left out.
+  // See docs/memory.md.
+
+  /** Every ready worker's memory statistics, plus totals. Answers while workers run calls. */
+  memoryStats(options?: MemoryStatsOptions): Promise<PoolMemoryStats> {
+    return poolMemory(this.core).memoryStats(options);
+  }
+
+  /** Collect `generation` (default 2: full) on every worker; resolves to the objects collected, summed. */
+  gc(generation?: GcGeneration): Promise<number> {
+    return poolMemory(this.core).gc(generation);
+  }
+
+  /** Turn automatic collection on in every worker (`gc.enable()`). */
+  gcEnable(): Promise<void> {
+    return poolMemory(this.core).gcEnable(true);
+  }
+
+  /** Turn automatic collection off in every worker (`gc.disable()`); `gc()` still collects. */
+  gcDisable(): Promise<void> {
+    return poolMemory(this.core).gcEnable(false);
+  }
+
+  /** Whether automatic collection is on in every worker. */
+  gcIsEnabled(): Promise<boolean> {
+    return poolMemory(this.core).gcIsEnabled();
+  }
+
+  /** The collection thresholds (`gc.get_threshold()`) of the workers (per worker: `memoryStats()`). */
+  gcGetThreshold(): Promise<number[]> {
+    return poolMemory(this.core).gcGetThreshold();
+  }
+
+  /** Set the collection thresholds of every worker (`gc.set_threshold(...)`): 1 to 3 integers >= 0. */
+  gcSetThreshold(...thresholds: number[]): Promise<void> {
+    return poolMemory(this.core).gcSetThreshold(thresholds);
+  }
+
+  /** The collector's debug flags (`gc.get_debug()`) by name. */
+  gcGetDebug(): Promise<GcDebugFlag[]> {
+    return poolMemory(this.core).gcGetDebug();
+  }
+
+  /** Set the collector's debug flags on every worker (`gc.set_debug()`): names such as `'DEBUG_SAVEALL'`, or a mask; `0` or `[]` clears. */
+  gcSetDebug(flags: GcDebugFlags): Promise<void> {
+    return poolMemory(this.core).gcSetDebug(flags);
+  }
+
+  /** `gc.garbage` of each worker: the count, and the type and a short repr of each object. */
+  gcGarbage(options?: GcGarbageOptions): Promise<GcGarbage[]> {
+    return poolMemory(this.core).gcGarbage(options);
+  }
+
+  /** Empty `gc.garbage` on every worker; resolves to the objects removed. */
+  gcClearGarbage(): Promise<number> {
+    return poolMemory(this.core).gcClearGarbage();
+  }
+
+  /** Start tracemalloc on every worker, and on every worker started later, with `frames` frames per allocation. */
+  tracemallocStart(frames = 1): Promise<void> {
+    return poolMemory(this.core).tracemallocStart(frames);
+  }
+
+  /** Stop tracemalloc on every worker (its traces are dropped; snapshots taken stay). */
+  tracemallocStop(): Promise<void> {
+    return poolMemory(this.core).tracemallocStop();
+  }
+
+  /** The top allocation sites of the tracing workers, merged; rejects with `NotTracingError` when none traces. */
+  snapshot(options?: SnapshotOptions): Promise<MemorySnapshot> {
+    return poolMemory(this.core).snapshot(options);
+  }
+
+  /** Which allocator each worker uses (`PYTHONMALLOC`) and pymalloc's arena/pool summary. */
+  allocatorInfo(options?: AllocatorInfoOptions): Promise<AllocatorInfo[]> {
+    return poolMemory(this.core).allocatorInfo(options);
   }
 }
 

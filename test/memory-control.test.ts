@@ -156,3 +156,107 @@ describe('recycling', () => {
     assert.equal(await p.eval('2'), 2);
   });
 });
+
+describe('pressure monitoring', () => {
+  it('validates the monitor options', async () => {
+    await assert.rejects(createPool({ monitor: { interval: 1 } }), /options\.monitor\.interval/);
+    await assert.rejects(createPool({ monitor: { gcPressure: -1 } }), /options\.monitor\.gcPressure/);
+    await assert.rejects(createPool({ monitor: { rssWarning: 'lots' } }), /options\.monitor\.rssWarning/);
+    await assert.rejects(createPool({ monitor: { every: 5 } as never }), /every/);
+  });
+
+  it('emits memory samples of every worker on the interval', async () => {
+    const p = await pool({ workers: 2, monitor: { interval: 50 } });
+    const events: any[] = [];
+    p.on('memory', (e) => events.push(e));
+    assert.ok(await until(() => events.length >= 3));
+    const { samples } = events.at(-1);
+    assert.equal(samples.length, 2);
+    for (const s of samples) {
+      assert.ok(s.rss > 1e6);
+      assert.equal(s.gcCount.length, 3);
+      assert.equal(s.gcThreshold.length, 3);
+      assert.equal(typeof s.pid, 'number');
+    }
+  });
+
+  it('signals gc-count pressure and collects on an idle worker with autoGc', async () => {
+    const p = await pool({ monitor: { interval: 50, gcPressure: 0.5, autoGc: true } });
+    const pressure: any[] = [];
+    p.on('pressure', (e) => pressure.push(e));
+    // Hold gen 0 above half its threshold without triggering a collection: gc disabled, objects kept.
+    await p.exec('import gc\ngc.disable()\nheld = [[] for _ in range(int(gc.get_threshold()[0] * 0.9))]');
+    assert.ok(await until(() => pressure.some((e) => e.reason === 'gc-count')));
+    const event = pressure.find((e) => e.reason === 'gc-count');
+    assert.equal(event.workerId, p.stats().perWorker[0]!.workerId);
+    assert.ok(event.value > event.limit);
+    // autoGc ran a full collection: the gen-0 count dropped.
+    assert.ok(await until(async () => (await p.eval('__import__("gc").get_count()[0]')) < event.limit));
+  });
+
+  it('signals rss pressure past rssWarning', async () => {
+    const p = await pool({ monitor: { interval: 50, rssWarning: '100MB' } });
+    const pressure: any[] = [];
+    p.on('pressure', (e) => pressure.push(e));
+    await p.eval('globals().__setitem__("big", bytearray(150 * 2**20))');
+    assert.ok(await until(() => pressure.some((e) => e.reason === 'rss')));
+    const event = pressure.find((e) => e.reason === 'rss');
+    assert.ok(event.value > 100e6);
+    assert.equal(event.limit, 100e6);
+  });
+});
+
+describe('leak finding', () => {
+  const fixtures = new URL('./fixtures/', import.meta.url).pathname;
+  const lineOf = (marker: string) => readFileSync(`${fixtures}leaky_app.py`, 'utf8').split('\n').findIndex((l) => l.includes(marker)) + 1;
+
+  it('finds a module-level cache that grows each call, at the right line', async () => {
+    const p = await pool({ pythonPath: [fixtures] });
+    const report = await p.findLeaks({ module: 'leaky_app', fn: 'handle' }, { iterations: 40, warmup: 5 });
+    const top = report.leaks[0]!;
+    assert.ok(top, JSON.stringify(report.sites));
+    assert.match(top.file, /leaky_app\.py$/);
+    assert.equal(top.line, lineOf('LEAK: cache'));
+    assert.ok(top.bytesPerIteration > 1000 && top.bytesPerIteration < 1300, String(top.bytesPerIteration));
+    assert.ok(top.countPerIteration >= 1);
+    assert.equal(top.steady, true);
+    assert.equal(report.rssPerIteration.length, 40);
+    assert.ok(report.tracedGrowthPerIteration > 1000);
+    assert.ok(top.frames.length >= 1 && top.frames.at(-1)!.line === top.line);
+  });
+
+  it('finds a closure that keeps a large list alive', async () => {
+    const p = await pool({ pythonPath: [fixtures] });
+    const report = await p.findLeaks({ module: 'leaky_app', fn: 'register' }, { iterations: 20 });
+    const top = report.leaks[0]!;
+    assert.equal(top.line, lineOf('LEAK: closure'));
+    assert.ok(top.bytesPerIteration >= 80_000, String(top.bytesPerIteration));
+    assert.ok(report.rssGrowthPerIteration > 40_000, String(report.rssGrowthPerIteration));
+  });
+
+  it('does not report a list that grows only during warm-up', async () => {
+    const p = await pool({ pythonPath: [fixtures] });
+    const report = await p.findLeaks({ module: 'leaky_app', fn: 'warm_up_only' }, { iterations: 30, warmup: 5 });
+    assert.deepEqual(report.leaks, [], JSON.stringify(report.leaks));
+  });
+
+  it('reports nothing significant for a workload that does not leak (code workload)', async () => {
+    const p = await pool({ pythonPath: [fixtures] });
+    const report = await p.findLeaks('import leaky_app\nleaky_app.clean()', { iterations: 30 });
+    assert.deepEqual(report.leaks, [], JSON.stringify(report.leaks));
+    assert.ok(Math.abs(report.tracedGrowthPerIteration) < 200, String(report.tracedGrowthPerIteration));
+  });
+
+  it('runs on a worker of its own and leaves the pool serving', async () => {
+    const p = await pool({ pythonPath: [fixtures] });
+    const pid = p.stats().perWorker[0]!.pid;
+    const [report, value] = await Promise.all([p.findLeaks({ module: 'leaky_app', fn: 'handle' }, { iterations: 10 }), p.eval('1+1')]);
+    assert.equal(value, 2);
+    assert.ok(report.leaks.length >= 1);
+    assert.equal(p.stats().perWorker[0]!.pid, pid);
+    assert.equal(p.stats().workers, 1);
+    assert.equal(await p.eval('"leaky_app" in __import__("sys").modules'), false, 'the workload did not run on the pool');
+    await assert.rejects(p.findLeaks(42 as never), /workload/);
+    await assert.rejects(p.findLeaks('x = 1', { iterations: 1 }), /options\.iterations/);
+  });
+});

@@ -87,3 +87,10 @@ def serve_control(worker, fd):
 @operation('ping')
 def ping(worker):
     return worker.calls
+
+
+@operation('sample')
+def sample(worker):
+    """What the host's memory monitor samples on every interval: cheap on purpose."""
+    import gc
+    return [list(gc.get_count()), list(gc.get_threshold()), worker.calls]
