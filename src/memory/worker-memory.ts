@@ -1,0 +1,91 @@
+/**
+ * The memory operations of one worker, over its control channel (served on a thread of its own in Python, so
+ * they answer while user code runs).
+ */
+import { ArgumentError, NotTracingError, PythonError, WorkerCrashedError } from '../errors.js';
+import type { PythonWorker } from '../worker.js';
+import type { GcGenerationStats, WorkerMemoryStats } from './types.js';
+
+export const STATS_TIMEOUT = 1000;
+const RUNTIME_MODULE = '_pyworkers.memory';
+
+/** A control request, with the memory module's own Python errors turned into the host's. */
+export async function control<T>(worker: PythonWorker, op: string, args: unknown[] = []): Promise<T> {
+  try {
+    return (await worker.control(op, args)) as T;
+  } catch (error) {
+    if (error instanceof PythonError && error.pythonModule === RUNTIME_MODULE) {
+      if (error.type === 'NotTracingError') throw new NotTracingError(`Worker ${worker.id}: ${error.pythonMessage}`);
+      if (error.type === 'SnapshotGoneError') throw new ArgumentError(`Worker ${worker.id}: ${error.pythonMessage}`);
+    }
+    throw error;
+  }
+}
+
+/** Whether an error means the worker is gone (so a pool-wide call skips it). */
+export function workerGone(worker: PythonWorker, error: unknown): boolean {
+  return worker.state === 'exited' || error instanceof WorkerCrashedError;
+}
+
+interface PythonStats {
+  gcStats: Array<{ collected: number; collections: number; uncollectable: number }>;
+  gcCount: number[];
+  gcThreshold: number[];
+  gcEnabled: boolean;
+  calls: number;
+  uptime: number;
+  pid: number;
+  memoryLimit?: number | null;
+  tracedMemoryCurrent?: number;
+  tracedMemoryPeak?: number;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * One worker's stats. RSS comes from /proc, the rest from the worker; when the worker does not answer within
+ * `timeout` ms (stuck in C with the GIL held), the Python-side fields are placeholders (see WorkerMemoryStats).
+ */
+export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TIMEOUT): Promise<WorkerMemoryStats> {
+  const pending = control<PythonStats>(worker, 'stats');
+  const answer = await within(pending, timeout);
+  if (answer === TIMED_OUT) pending.catch(() => {}); // it answers (or fails) later: nobody waits for it
+  const memory = worker.rss();
+  const hostLimit = (worker as unknown as { memoryLimit?: number | null }).memoryLimit;
+  const py = answer === TIMED_OUT ? undefined : answer;
+  const stats: WorkerMemoryStats = {
+    workerId: worker.id,
+    pid: py?.pid ?? worker.pid ?? 0,
+    rss: finite(memory?.rss),
+    peakRss: finite(memory?.peakRss),
+    gcStats: py ? py.gcStats.map(generation) : [],
+    gcCount: py ? [py.gcCount[0] ?? 0, py.gcCount[1] ?? 0, py.gcCount[2] ?? 0] : [0, 0, 0],
+    gcThreshold: py ? [...py.gcThreshold] : [],
+    gcEnabled: py ? py.gcEnabled : false,
+    calls: py ? py.calls : Math.max(0, worker.completed - 1),
+    uptime: py ? py.uptime : (Date.now() - worker.startedAt) / 1000,
+    memoryLimit: hostLimit ?? py?.memoryLimit ?? null,
+  };
+  if (py && py.tracedMemoryCurrent !== undefined && py.tracedMemoryPeak !== undefined) {
+    stats.tracedMemoryCurrent = py.tracedMemoryCurrent;
+    stats.tracedMemoryPeak = py.tracedMemoryPeak;
+  }
+  return stats;
+}
+
+function generation(g: { collected: number; collections: number; uncollectable: number }): GcGenerationStats {
+  return { collected: g.collected, collections: g.collections, uncollectable: g.uncollectable };
+}
+
+function finite(n: number | undefined): number | null {
+  return n !== undefined && Number.isFinite(n) ? n : null;
+}
