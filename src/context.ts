@@ -8,6 +8,8 @@ import type { PoolCore } from './pool.js';
 import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from './requests.js';
 import { PyStream } from './stream.js';
 import type { PythonWorker } from './worker.js';
+import { contextMemory, type MemorySnapshot } from './memory/index.js';
+import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, ReferenceInfo, ReferencesOptions, SnapshotOptions, WorkerMemoryStats } from './memory/types.js';
 
 export class Context {
   /** The context's id (unique in its pool). */
@@ -134,5 +136,92 @@ export class Context {
       (credit) => ({ ...open(credit), pinned: true }),
       { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal },
     );
+  }
+
+  // ---- memory
+  // The memory calls act on this context's worker (and so on every context pinned to it). See docs/memory.md.
+
+  get #memory() {
+    return contextMemory(() => this.worker(), this.id);
+  }
+
+  /** The memory statistics of this context's worker. Answers while it runs a call. */
+  memoryStats(options?: MemoryStatsOptions): Promise<WorkerMemoryStats> {
+    return this.#memory.memoryStats(options);
+  }
+
+  /** Collect `generation` (default 2: full) on this context's worker; resolves to the objects collected. */
+  gc(generation?: GcGeneration): Promise<number> {
+    return this.#memory.gc(generation);
+  }
+
+  /** Turn automatic collection on (`gc.enable()`). */
+  gcEnable(): Promise<void> {
+    return this.#memory.gcEnable();
+  }
+
+  /** Turn automatic collection off (`gc.disable()`); `gc()` still collects. */
+  gcDisable(): Promise<void> {
+    return this.#memory.gcDisable();
+  }
+
+  /** Whether automatic collection is on (`gc.isenabled()`). */
+  gcIsEnabled(): Promise<boolean> {
+    return this.#memory.gcIsEnabled();
+  }
+
+  /** The collection thresholds (`gc.get_threshold()`). */
+  gcGetThreshold(): Promise<number[]> {
+    return this.#memory.gcGetThreshold();
+  }
+
+  /** Set the collection thresholds (`gc.set_threshold(...)`): 1 to 3 integers >= 0. */
+  gcSetThreshold(...thresholds: number[]): Promise<void> {
+    return this.#memory.gcSetThreshold(thresholds);
+  }
+
+  /** The collector's debug flags (`gc.get_debug()`) by name. */
+  gcGetDebug(): Promise<GcDebugFlag[]> {
+    return this.#memory.gcGetDebug();
+  }
+
+  /** Set the collector's debug flags (`gc.set_debug()`): names such as `'DEBUG_SAVEALL'`, or a mask; `0` or `[]` clears. */
+  gcSetDebug(flags: GcDebugFlags): Promise<void> {
+    return this.#memory.gcSetDebug(flags);
+  }
+
+  /** `gc.garbage`: the count, and the type and a short repr of each object. */
+  gcGarbage(options?: GcGarbageOptions): Promise<GcGarbage> {
+    return this.#memory.gcGarbage(options);
+  }
+
+  /** Empty `gc.garbage`; resolves to the objects removed. */
+  gcClearGarbage(): Promise<number> {
+    return this.#memory.gcClearGarbage();
+  }
+
+  /** Start tracemalloc on this context's worker with `frames` frames per allocation. */
+  tracemallocStart(frames = 1): Promise<void> {
+    return this.#memory.tracemallocStart(frames);
+  }
+
+  /** Stop tracemalloc on this context's worker. */
+  tracemallocStop(): Promise<void> {
+    return this.#memory.tracemallocStop();
+  }
+
+  /** The top allocation sites of this context's worker; rejects with `NotTracingError` when it does not trace. */
+  snapshot(options?: SnapshotOptions): Promise<MemorySnapshot> {
+    return this.#memory.snapshot(options);
+  }
+
+  /** The reference count of what `expression` names in this context (net of the probe's own), and its referrers. */
+  references(expression: string, options?: ReferencesOptions): Promise<ReferenceInfo> {
+    return this.#memory.references(expression, options);
+  }
+
+  /** Which allocator the worker uses (`PYTHONMALLOC`) and pymalloc's arena/pool summary. */
+  allocatorInfo(options?: AllocatorInfoOptions): Promise<AllocatorInfo> {
+    return this.#memory.allocatorInfo(options);
   }
 }
