@@ -260,3 +260,17 @@ describe('leak finding', () => {
     await assert.rejects(p.findLeaks('x = 1', { iterations: 1 }), /options\.iterations/);
   });
 });
+
+describe('examples', () => {
+  it('examples/memory-control.ts runs and shows each mechanism', async () => {
+    const { execFile } = await import('node:child_process');
+    const script = new URL('../examples/memory-control.ts', import.meta.url).pathname;
+    const out: string = await new Promise((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', script], { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(new Error(stderr || String(error))) : resolve(stdout))),
+    );
+    assert.match(out, /cap: MemoryError, then 1 \+ 1 = 2/);
+    assert.match(out, /pressure: rss/);
+    assert.match(out, /recycled: maxRss/);
+    assert.match(out, /leak: line 3 of <(setup|exec)> grows 1\d\d\d B\/iteration/);
+  });
+});
