@@ -1,0 +1,98 @@
+/**
+ * Timing helpers: samples, medians, percentiles, and calls kept in flight.
+ * Times are in milliseconds (performance.now()) unless a name says otherwise.
+ */
+import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+export const now = (): number => performance.now();
+
+export function median(xs: readonly number[]): number {
+  return percentile(xs, 50);
+}
+
+/** Nearest-rank percentile (p in 0..100). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Time `count` sequential calls one by one, after `warmup` untimed ones. Returns ms per call. */
+export async function sequential(call: () => Promise<unknown>, count: number, warmup = 0): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await call();
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await call();
+    out[i] = performance.now() - t0;
+  }
+  return out;
+}
+
+/** Like `sequential`, but stops early once `budgetMs` is spent (at least `min` samples). */
+export async function repeat(call: () => Promise<unknown>, opts: { reps: number; warmup?: number; budgetMs?: number; min?: number }): Promise<number[]> {
+  for (let i = 0; i < (opts.warmup ?? 0); i++) await call();
+  const out: number[] = [];
+  const stop = now() + (opts.budgetMs ?? Infinity);
+  while (out.length < opts.reps && (out.length < (opts.min ?? 3) || now() < stop)) {
+    const t0 = performance.now();
+    await call();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+/** Calls per second with `inFlight` calls always outstanding, for about `ms`. */
+export async function throughput(call: () => Promise<unknown>, inFlight: number, ms: number): Promise<number> {
+  let done = 0;
+  const t0 = now();
+  const end = t0 + ms;
+  const lane = async () => {
+    while (now() < end) {
+      await call();
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return done / ((now() - t0) / 1000);
+}
+
+/** Run `count` calls with `inFlight` outstanding. */
+export async function runCalls(call: () => Promise<unknown>, inFlight: number, count: number): Promise<void> {
+  let started = 0;
+  const lane = async () => {
+    while (started < count) {
+      started++;
+      await call();
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+}
+
+/** Resident memory of a process in bytes, from /proc (Linux). */
+export function rssOf(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+let gcFn: (() => void) | undefined;
+/** A full garbage collection, without needing --expose-gc on the command line. */
+export function fullGc(): void {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = vm.runInNewContext('gc') as () => void;
+  }
+  gcFn();
+  gcFn();
+}
+
+export const MiB = 1024 * 1024;

@@ -1,0 +1,110 @@
+/**
+ * What every measured thing (pyworkers, the floor, each peer) offers, and the measures they share.
+ */
+import { median, percentile, repeat, sequential, throughput } from './measure.js';
+import type { Placement } from './pin.js';
+
+/** One started bridge to Python. Optional methods are rows that do not apply. */
+export interface Bridge {
+  /** A trivial call: `echo(1)`. */
+  ping(): Promise<unknown>;
+  blobOut?(): Promise<Uint8Array | ArrayBuffer>;
+  bytesIn?(data: Uint8Array): Promise<number>;
+  intsOut?(n: number): Promise<ArrayLike<number>>;
+  intsIn?(values: number[]): Promise<number>;
+  dictOut?(n: number): Promise<Record<string, string>>;
+  dictIn?(dict: Record<string, string>): Promise<number>;
+  /** Pid of the Python process, when there is one. */
+  pythonPid?(): number | undefined;
+  close(): Promise<void>;
+}
+
+export const INTS = 100_000;
+export const DICT = 10_000;
+export const ONE_MIB = 1 << 20;
+
+export const payloads = {
+  bytes: (() => {
+    const b = new Uint8Array(ONE_MIB);
+    for (let i = 0; i < b.length; i++) b[i] = i & 0xff;
+    return b;
+  })(),
+  ints: Array.from({ length: INTS }, (_, i) => i),
+  dict: Object.fromEntries(Array.from({ length: DICT }, (_, i) => [`k${i}`, `v${i}`])) as Record<string, string>,
+};
+
+export type Sized = 'blobOut' | 'bytesIn' | 'intsOut' | 'intsIn' | 'dictOut' | 'dictIn';
+export const SIZED: Sized[] = ['blobOut', 'bytesIn', 'intsOut', 'intsIn', 'dictOut', 'dictIn'];
+
+/** The call that row `kind` times, checking the answer so a broken bridge cannot look fast. */
+export function sizedCall(bridge: Bridge, kind: Sized): (() => Promise<unknown>) | undefined {
+  switch (kind) {
+    case 'blobOut':
+      return bridge.blobOut && (async () => expect((await bridge.blobOut!()).byteLength, ONE_MIB, kind));
+    case 'bytesIn':
+      return bridge.bytesIn && (async () => expect(await bridge.bytesIn!(payloads.bytes), ONE_MIB, kind));
+    case 'intsOut':
+      return bridge.intsOut && (async () => expect((await bridge.intsOut!(INTS))[INTS - 1], INTS - 1, kind));
+    case 'intsIn':
+      return bridge.intsIn && (async () => expect(await bridge.intsIn!(payloads.ints), INTS, kind));
+    case 'dictOut':
+      return bridge.dictOut && (async () => expect((await bridge.dictOut!(DICT))[`k${DICT - 1}`], `v${DICT - 1}`, kind));
+    case 'dictIn':
+      return bridge.dictIn && (async () => expect(await bridge.dictIn!(payloads.dict), DICT, kind));
+  }
+}
+
+function expect(got: unknown, want: unknown, what: string): void {
+  if (got !== want) throw new Error(`${what}: expected ${String(want)}, got ${String(got)}`);
+}
+
+export interface CommonResults {
+  /** µs, one call at a time, host and Python on one CPU */
+  latencySameMedian?: number;
+  latencySameP99?: number;
+  /** µs, one call at a time, host and Python on separate CPUs */
+  latencySepMedian?: number;
+  latencySepP99?: number;
+  callsPerSec64?: number;
+  /** ms, medians */
+  blobOut?: number;
+  bytesIn?: number;
+  intsOut?: number;
+  intsIn?: number;
+  dictOut?: number;
+  dictIn?: number;
+  idleRssMiB?: number;
+}
+
+/**
+ * The shared measures for a bridge measured alone (the peers); pyworkers and the floor run the same steps,
+ * interleaved, in run.ts. `place` pins the host and the bridge's Python (see lib/pin.ts).
+ */
+export async function measureAlone(
+  bridge: Bridge,
+  opts: { latencyCount: number; throughputMs: number; rounds: number; sizedBudgetMs: number },
+  place: (placement: Placement) => void,
+): Promise<CommonResults> {
+  const out: CommonResults = {};
+  for (const placement of ['same', 'separate'] as const) {
+    place(placement);
+    const samples: number[] = [];
+    await sequential(() => bridge.ping(), 500);
+    for (let r = 0; r < opts.rounds; r++) samples.push(...(await sequential(() => bridge.ping(), opts.latencyCount)));
+    const key = placement === 'same' ? 'Same' : 'Sep';
+    out[`latency${key}Median`] = median(samples) * 1000;
+    out[`latency${key}P99`] = percentile(samples, 99) * 1000;
+  }
+  place('separate');
+  const rates: number[] = [];
+  await throughput(() => bridge.ping(), 64, 200);
+  for (let r = 0; r < opts.rounds; r++) rates.push(await throughput(() => bridge.ping(), 64, opts.throughputMs));
+  out.callsPerSec64 = median(rates);
+  for (const kind of SIZED) {
+    const call = sizedCall(bridge, kind);
+    if (!call) continue;
+    out[kind] = median(await repeat(call, { reps: 30, warmup: 2, budgetMs: opts.sizedBudgetMs, min: 5 }));
+  }
+  place('free');
+  return out;
+}

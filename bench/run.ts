@@ -1,0 +1,452 @@
+/**
+ * `npm run bench`: pyworkers against a raw pipe floor and against the peer libraries, in one run.
+ *
+ *   node --import tsx bench/run.ts [--quick] [--no-peers] [--no-write]
+ *
+ * pyworkers and the floor run in this process, interleaved round by round so that drift on a noisy machine hits
+ * both alike; each peer runs afterwards in a child process of its own. Prints one table, writes
+ * bench/results/latest.json and the results section of docs/benchmarks.md (unless --no-write).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FloorClient, startFloor } from './floor/client.js';
+import { pinningAvailable, place, type Placement } from './lib/pin.js';
+import { fullGc, median, MiB, now, percentile, rssOf, runCalls, sequential, sleep, throughput } from './lib/measure.js';
+import { makeRow, markdownTable, notesList, PEERS, target, timeRatio, type PeerName, type Row } from './lib/report.js';
+import { DICT, INTS, sizedCall, SIZED, type Bridge, type Sized } from './lib/subject.js';
+import type { PeerResults } from './peers/run-peer.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const PY_DIR = path.join(HERE, 'py');
+const argv = new Set(process.argv.slice(2));
+const QUICK = argv.has('--quick');
+const PEERS_ON = !argv.has('--no-peers');
+const WRITE = !argv.has('--no-write');
+
+type Lib = typeof import('../src/index.js');
+type Pool = import('../src/index.js').Pool;
+// The built package (npm run bench builds it first), typed from the sources.
+const lib = (await import(pathToFileURL(path.join(ROOT, 'dist', 'index.js')).href)) as Lib;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = now();
+const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+
+/** Sizes of the run; --quick is for checking that the benchmark works, not for figures. */
+const N = QUICK
+  ? { startups: 2, rounds: 2, latency: 500, tputMs: 200, sized: 6, stream: 50_000, interrupts: 2, respawns: 2, growth: 20_000, monitorRounds: 2 }
+  : { startups: 7, rounds: 5, latency: 2000, tputMs: 500, sized: 30, stream: 200_000, interrupts: 5, respawns: 5, growth: 100_000, monitorRounds: 8 };
+
+const poolOptions = (extra: Record<string, unknown> = {}) => ({ workers: 1, forwardOutput: false, pythonPath: [PY_DIR], ...extra });
+
+function poolBridge(pool: Pool): Bridge {
+  return {
+    ping: () => pool.call('benchfns', 'echo', [1]),
+    blobOut: () => pool.call('benchfns', 'blob'),
+    bytesIn: (data) => pool.call('benchfns', 'take', [data]),
+    intsOut: (n) => pool.call('benchfns', 'make_ints', [n]),
+    intsIn: (values) => pool.call('benchfns', 'take', [values]),
+    dictOut: (n) => pool.call('benchfns', 'make_dict', [n]),
+    dictIn: (dict) => pool.call('benchfns', 'take', [dict]),
+    pythonPid: () => pool.stats().perWorker[0]?.pid,
+    close: () => pool.close(),
+  };
+}
+
+function floorBridge(floors: FloorClient[]): Bridge {
+  let next = 0;
+  const pick = () => floors[next++ % floors.length]!;
+  const f = floors[0]!;
+  return {
+    ping: () => pick().ping(1),
+    blobOut: () => f.blobOut(),
+    bytesIn: (data) => f.bytesIn(data),
+    intsOut: (n) => f.intsOut(n),
+    intsIn: (values) => f.intsIn(values),
+    pythonPid: () => f.pid,
+    close: async () => {
+      await Promise.all(floors.map((x) => x.close()));
+    },
+  };
+}
+
+/** Run `a` and `b` alternately `rounds` times; returns both lists of results. */
+async function interleave<T>(rounds: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T[], T[]]> {
+  const as: T[] = [];
+  const bs: T[] = [];
+  for (let i = 0; i < rounds; i++) {
+    if (i % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  return [as, bs];
+}
+
+const raw: Record<string, unknown> = {};
+const pyw: Record<string, number | string> = {};
+const flr: Record<string, number | string> = {};
+
+// ------------------------------------------------------------------ start-up
+log(`python: ${python}`);
+log('start-up ...');
+{
+  let t0 = now();
+  const first = await lib.createPool(poolOptions());
+  await first.call('benchfns', 'echo', [1]);
+  pyw.startupCold = now() - t0;
+  await first.close();
+  const [floorTimes, poolTimes] = await interleave(
+    N.startups,
+    async () => {
+      t0 = now();
+      const f = await startFloor(python);
+      const ms = now() - t0;
+      await f.close();
+      return ms;
+    },
+    async () => {
+      t0 = now();
+      const p = await lib.createPool(poolOptions());
+      await p.call('benchfns', 'echo', [1]);
+      const ms = now() - t0;
+      await p.close();
+      return ms;
+    },
+  );
+  flr.startup = median(floorTimes);
+  pyw.startup = median(poolTimes);
+  raw.startup = { floor: floorTimes, pyworkers: poolTimes, pyworkersFirstInProcess: pyw.startupCold };
+
+  // Idle RSS: a fresh worker (and a fresh floor) after a few trivial calls.
+  const p = await lib.createPool(poolOptions());
+  const f = await startFloor(python);
+  for (let i = 0; i < 200; i++) {
+    await p.call('benchfns', 'echo', [1]);
+    await f.ping(1);
+  }
+  await sleep(300);
+  pyw.idleRss = rssOf(p.stats().perWorker[0]!.pid!) / MiB;
+  flr.idleRss = rssOf(f.pid) / MiB;
+  await Promise.all([p.close(), f.close()]);
+}
+
+// ------------------------------------------------------------------ long-lived subjects
+const pool1 = await lib.createPool(poolOptions());
+const pool2 = await lib.createPool(poolOptions({ workers: 2 }));
+const floor1 = await startFloor(python);
+const floor2 = [await startFloor(python), await startFloor(python)];
+const P1 = poolBridge(pool1);
+const P2 = poolBridge(pool2);
+const F1 = floorBridge([floor1]);
+const F2 = floorBridge(floor2);
+const pythonVersion = pool1.version();
+
+/** Pin this process, floor1 and pool1's worker (see lib/pin.ts). */
+const pinMain = (placement: Placement) => place(placement, [floor1.pid, pool1.stats().perWorker[0]?.pid]);
+
+// ------------------------------------------------------------------ trivial call latency
+log('trivial call latency ...');
+for (const placement of ['same', 'separate'] as const) {
+  pinMain(placement);
+  await sequential(() => F1.ping(), 2000);
+  await sequential(() => P1.ping(), 2000);
+  const [f, p] = await interleave(N.rounds, () => sequential(() => F1.ping(), N.latency), () => sequential(() => P1.ping(), N.latency));
+  const fs = f.flat();
+  const ps = p.flat();
+  const key = placement === 'same' ? 'Same' : 'Sep';
+  flr[`latency${key}Median`] = median(fs) * 1000;
+  flr[`latency${key}P99`] = percentile(fs, 99) * 1000;
+  pyw[`latency${key}Median`] = median(ps) * 1000;
+  pyw[`latency${key}P99`] = percentile(ps, 99) * 1000;
+  raw[`latencyRoundMediansUs_${placement}`] = { floor: f.map((x) => median(x) * 1000), pyworkers: p.map((x) => median(x) * 1000) };
+}
+
+// ------------------------------------------------------------------ calls/s, 64 in flight
+log('calls/s with 64 in flight ...');
+for (const [name, F, P] of [['1', F1, P1], ['2', F2, P2]] as const) {
+  // One worker: host and Python pinned apart. Two workers: three busy processes on two CPUs, left to the scheduler.
+  pinMain(name === '1' ? 'separate' : 'free');
+  await throughput(() => F.ping(), 64, 200);
+  await throughput(() => P.ping(), 64, 200);
+  const [f, p] = await interleave(N.rounds, () => throughput(() => F.ping(), 64, N.tputMs), () => throughput(() => P.ping(), 64, N.tputMs));
+  flr[`tput${name}`] = median(f);
+  pyw[`tput${name}`] = median(p);
+  raw[`callsPerSec64_${name}worker`] = { floor: f, pyworkers: p };
+}
+pinMain('separate');
+
+// ------------------------------------------------------------------ payloads
+log('payloads ...');
+for (const kind of SIZED) {
+  const p = sizedCall(P1, kind)!;
+  const f = sizedCall(F1, kind);
+  const ps: number[] = [];
+  const fs: number[] = [];
+  const time = async (call: () => Promise<unknown>, into: number[]) => {
+    const t0 = performance.now();
+    await call();
+    into.push(performance.now() - t0);
+  };
+  for (let i = 0; i < 3; i++) {
+    await p();
+    if (f) await f();
+  }
+  for (let i = 0; i < N.sized; i++) {
+    if (f && i % 2 === 1) await time(f, fs);
+    await time(p, ps);
+    if (f && i % 2 === 0) await time(f, fs);
+  }
+  pyw[kind] = median(ps);
+  if (f) flr[kind] = median(fs);
+  raw[`${kind}Ms`] = { floor: fs, pyworkers: ps };
+}
+
+// ------------------------------------------------------------------ streams
+log('streams ...');
+{
+  const consume = async (hwm?: number) => {
+    const t0 = now();
+    let count = 0;
+    for await (const _item of pool1.streamEval('range(n)', { n: N.stream }, hwm ? { highWaterMark: hwm } : undefined)) count++;
+    if (count !== N.stream) throw new Error(`stream gave ${count} items`);
+    return N.stream / ((now() - t0) / 1000);
+  };
+  await consume();
+  const rates: number[] = [];
+  const big: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    rates.push(await consume());
+    big.push(await consume(16384));
+  }
+  pyw.stream = median(rates);
+  raw.streamItemsPerSec = { highWaterMark1024: rates, highWaterMark16384: big };
+  pyw.streamBigHwm = median(big);
+}
+
+// ------------------------------------------------------------------ interrupts
+log('interrupts ...');
+{
+  const TIMEOUT = 50;
+  const rejects: number[] = [];
+  const answers: number[] = [];
+  for (let i = 0; i < N.interrupts; i++) {
+    const deadline = now() + TIMEOUT;
+    try {
+      await pool1.call('benchfns', 'spin', [], { timeout: TIMEOUT });
+      throw new Error('spin() returned');
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_TIMEOUT') throw error;
+    }
+    rejects.push(now() - deadline);
+    await pool1.call('benchfns', 'echo', [1]);
+    answers.push(now() - deadline);
+  }
+  pyw.interruptReject = median(rejects);
+  pyw.interruptAnswer = median(answers);
+  raw.interruptMs = { rejection: rejects, answering: answers, restarts: pool1.stats().restarts };
+}
+
+// ------------------------------------------------------------------ respawn
+log('respawn ...');
+pinMain('free');
+{
+  const times: number[] = [];
+  for (let i = 0; i < N.respawns; i++) {
+    await pool1.call('benchfns', 'echo', [1]);
+    const pid = pool1.stats().perWorker[0]!.pid!;
+    const replaced = once(pool1, 'workerStart');
+    const t0 = now();
+    process.kill(pid, 'SIGKILL');
+    await replaced;
+    await pool1.call('benchfns', 'echo', [1]);
+    times.push(now() - t0);
+  }
+  pyw.respawn = median(times);
+  raw.respawnMs = times;
+}
+
+// ------------------------------------------------------------------ host memory over many calls
+log('host memory over many calls ...');
+{
+  const growth = async (b: Bridge) => {
+    await runCalls(() => b.ping(), 64, 20_000);
+    fullGc();
+    const before = process.memoryUsage();
+    await runCalls(() => b.ping(), 64, N.growth);
+    fullGc();
+    const after = process.memoryUsage();
+    return { rss: (after.rss - before.rss) / MiB, heap: (after.heapUsed - before.heapUsed) / MiB };
+  };
+  const f = await growth(F1);
+  const p = await growth(P1);
+  flr.growth = f.rss;
+  pyw.growth = p.rss;
+  raw.hostGrowthMiB = { calls: N.growth, floor: f, pyworkers: p };
+}
+
+// ------------------------------------------------------------------ memory monitor cost
+log('monitoring cost ...');
+{
+  let monitored: Pool | undefined;
+  try {
+    monitored = await lib.createPool(poolOptions({ monitor: { interval: 100 } }));
+  } catch (error) {
+    pyw.monitor = 'n/a (not built yet)';
+    raw.monitorError = (error as Error).message;
+  }
+  if (monitored) {
+    const M = poolBridge(monitored);
+    place('separate', [pool1.stats().perWorker[0]?.pid, monitored.stats().perWorker[0]?.pid]);
+    await throughput(() => M.ping(), 64, 200);
+    const [plain, mon] = await interleave(N.monitorRounds, () => throughput(() => P1.ping(), 64, N.tputMs), () => throughput(() => M.ping(), 64, N.tputMs));
+    const costs = plain.map((p, i) => (1 - mon[i]! / p) * 100);
+    pyw.monitor = median(costs);
+    raw.monitorCost = { plain, monitored: mon, costPercent: costs };
+    await monitored.close();
+  }
+}
+pinMain('free');
+
+await Promise.all([pool1.close(), pool2.close(), F1.close(), F2.close()]);
+
+// ------------------------------------------------------------------ peers
+const peers: Partial<Record<PeerName, PeerResults>> = {};
+if (PEERS_ON) {
+  const tmp = path.join(os.tmpdir(), `pyworkers-bench-${process.pid}`);
+  mkdirSync(tmp, { recursive: true });
+  for (const name of PEERS) {
+    log(`peer ${name} ...`);
+    const out = path.join(tmp, `${name}.json`);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'peers', 'run-peer.ts'), name], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_PYTHON: python, BENCH_OUT: out, BENCH_QUICK: QUICK ? '1' : '0' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+    await once(child, 'exit');
+    clearTimeout(timer);
+    peers[name] = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as PeerResults) : { name, error: 'failed: no result (timed out or crashed)' };
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+// ------------------------------------------------------------------ the table
+const peerValue = (name: PeerName, key: keyof PeerResults): number | string | undefined => {
+  const p = peers[name];
+  if (!p) return PEERS_ON ? undefined : 'not run';
+  if (p.error) return p.error;
+  const v = p[key];
+  return typeof v === 'number' ? v : undefined;
+};
+const peerValues = (key: keyof PeerResults) => Object.fromEntries(PEERS.map((n) => [n, peerValue(n, key)]));
+const NOT_SUPPORTED = 'cannot (no interrupt)';
+
+const rows: Row[] = [];
+const add = (row: Row) => (rows.push(row), row);
+{
+  let r: Row;
+  add(makeRow('startup', 'start-up to first result (1 worker)', 'ms', 'lower', { pyworkers: pyw.startup, floor: flr.startup, ...peerValues('startup') },
+    `median of ${N.startups} fresh starts, spawn to the first answer. The first pool in a process also resolves \`python3\` to its real executable once (pyenv shim): ${(pyw.startupCold as number).toFixed(0)} ms.` +
+      (peers['node-calls-python']?.startupNote ? ` node-calls-python: ${peers['node-calls-python'].startupNote}.` : '') +
+      (peers.pythonia?.startupNote ? ` pythonia: ${peers.pythonia.startupNote}.` : '')));
+  for (const [key, where] of [['Same', 'host and Python on one CPU'], ['Sep', 'host and Python on separate CPUs']] as const) {
+    r = add(makeRow(`latency${key}Median`, `trivial call, median (${where})`, 'µs', 'lower', { pyworkers: pyw[`latency${key}Median`], floor: flr[`latency${key}Median`], ...peerValues(`latency${key}Median`) },
+      key === 'Same'
+        ? `\`echo(1)\`, one call at a time after warm-up, ${N.rounds}×${N.latency} calls interleaved with the floor. Pinned with taskset: left alone, the scheduler puts a quiet ping-pong on one CPU or on two at random, and the two differ by ~60 µs here (a wake-up across vCPUs).` +
+            (typeof peers['node-calls-python']?.syncLatencyMedian === 'number' ? ` node-calls-python's synchronous \`callSync\` (blocks the event loop): ${peers['node-calls-python'].syncLatencyMedian.toFixed(1)} µs.` : '')
+        : 'node-calls-python: its interpreter runs on the thread-pool threads, pinned apart from the main thread.'));
+    target(r, '≤ 1.2× the floor', (x) => ratioCheck(timeRatio(x, 'floor'), (t) => t <= 1.2));
+    target(r, '≥ 3× faster than python-shell', (x) => ratioCheck(x.ratios['python-shell'], (s) => s >= 3));
+    target(r, '≥ 3× faster than pythonia', (x) => ratioCheck(x.ratios.pythonia, (s) => s >= 3));
+    target(r, 'faster than node-calls-python (async)', (x) => ratioCheck(x.ratios['node-calls-python'], (s) => s > 1));
+    add(makeRow(`latency${key}P99`, `trivial call, p99 (${where})`, 'µs', 'lower', { pyworkers: pyw[`latency${key}P99`], floor: flr[`latency${key}P99`], ...peerValues(`latency${key}P99`) }));
+  }
+  r = add(makeRow('tput1', 'calls/s, 64 in flight, 1 worker', 'calls/s', 'higher', { pyworkers: pyw.tput1, floor: flr.tput1, ...peerValues('callsPerSec64') },
+    `${N.rounds} rounds of ${N.tputMs} ms, interleaved, host and Python pinned to separate CPUs; the floor writes one frame per request and per reply. Payload rows are pinned the same way. Peers: one Python process (node-calls-python: the embedded interpreter).`));
+  target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
+  r = add(makeRow('tput2', 'calls/s, 64 in flight, 2 workers', 'calls/s', 'higher', { pyworkers: pyw.tput2, floor: flr.tput2 }, 'not pinned (three busy processes on two CPUs); floor: two floor processes, requests alternated between them.'));
+  target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
+  const sizedRow = (kind: Sized, label: string, factor: number | undefined, note?: string) => {
+    const row = add(makeRow(kind, label, 'ms', 'lower', { pyworkers: pyw[kind], floor: flr[kind], ...peerValues(kind) }, note));
+    if (factor) target(row, `≤ ${factor}× the floor`, (x) => ratioCheck(timeRatio(x, 'floor'), (t) => t <= factor));
+  };
+  sizedRow('blobOut', '1 MiB bytes, Python → TS', 1.5, 'a 1 MiB `bytes` made once in Python, returned whole. python-shell and pythonia carry bytes as base64 text (their JSON has no bytes).');
+  sizedRow('bytesIn', '1 MiB bytes, TS → Python', 1.5, 'a 1 MiB Uint8Array argument; Python returns its length.');
+  sizedRow('intsOut', `${INTS / 1000}k-int list, Python → TS`, 2, '`list(range(100000))` returned. The floor packs it as int32 (`array(\'i\', list)`) and hands over an Int32Array, without building a JS array.');
+  sizedRow('intsIn', `${INTS / 1000}k-int list, TS → Python`, 2, 'a JS number[] argument; Python returns its length. The floor packs it as int32 in JS and unpacks it to a list in Python (`array.tolist()`).');
+  sizedRow('dictOut', `${DICT / 1000}k-entry dict of short strings, Python → TS`, undefined, '`{"k0": "v0", ...}` built in Python and returned; no floor (no codec in the floor).');
+  sizedRow('dictIn', `${DICT / 1000}k-entry dict of short strings, TS → Python`, undefined);
+  r = add(makeRow('stream', 'streamed small items/s (1 worker)', 'items/s', 'higher', { pyworkers: pyw.stream },
+    `\`for await\` over \`streamEval('range(n)')\`, n = ${N.stream.toLocaleString('en-US')}, default highWaterMark (1024); with highWaterMark 16384: ${Math.round(pyw.streamBigHwm as number).toLocaleString('en-US')} items/s.`));
+  const streamVsCalls = (pyw.stream as number) / (pyw.tput1 as number);
+  r.targets.push({ text: `≥ 10× calls/s (is ${streamVsCalls.toFixed(1)}×)`, met: streamVsCalls >= 10 });
+  const nope = Object.fromEntries(PEERS.map((n) => [n, n === 'python-shell' ? 'only by killing' : NOT_SUPPORTED]));
+  add(makeRow('interruptReject', 'interrupt: deadline → rejection', 'ms', 'lower', { pyworkers: pyw.interruptReject, ...nope }, 'a busy Python loop called with `timeout: 50`; time from the deadline.'));
+  add(makeRow('interruptAnswer', 'interrupt: deadline → worker answers again', 'ms', 'lower', { pyworkers: pyw.interruptAnswer, ...nope }, 'the next call after the interrupted one, same worker (no restart).'));
+  add(makeRow('respawn', 'respawn: SIGKILL → replacement answers', 'ms', 'lower', { pyworkers: pyw.respawn }, 'the worker killed with SIGKILL; time until a call on the replacement has answered.'));
+  add(makeRow('idleRss', 'idle RSS per worker', 'MiB', 'lower', { pyworkers: pyw.idleRss, floor: flr.idleRss, ...peerValues('idleRssMiB') },
+    'VmRSS of the Python process after start-up and 200 trivial calls (peers: after their run); node-calls-python: growth of the Node process.'));
+  add(makeRow('growth', `host memory growth over ${N.growth / 1000}k calls`, 'MiB', 'lower', { pyworkers: pyw.growth, floor: flr.growth },
+    `RSS of this Node process after a full GC, before and after ${N.growth.toLocaleString('en-US')} trivial calls, 64 in flight (after 20k warm-up calls). Heap: pyworkers ${fmtHeap((raw.hostGrowthMiB as any).pyworkers.heap)}, floor ${fmtHeap((raw.hostGrowthMiB as any).floor.heap)}.`));
+  r = add(makeRow('monitor', 'monitoring on (every 100 ms): calls/s cost', '%', 'lower', { pyworkers: pyw.monitor }, typeof pyw.monitor === 'number' ? `median of ${N.monitorRounds} paired rounds, 64 in flight, 1 worker.` : undefined));
+  r.targets.push({ text: '< 5 %', met: typeof pyw.monitor === 'number' ? pyw.monitor < 5 : undefined });
+}
+
+function ratioCheck(v: number | undefined, ok: (v: number) => boolean): boolean | undefined {
+  return v === undefined ? undefined : ok(v);
+}
+function fmtHeap(v: number): string {
+  return `${v >= 0 ? '+' : ''}${v.toFixed(2)} MiB`;
+}
+
+const npmVersion = (() => {
+  try {
+    return execFileSync('npm', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  os: `${os.type()} ${os.release()} ${os.arch()}`,
+  node: process.version,
+  npm: npmVersion,
+  python: `${pythonVersion} (${python})`,
+  pinning: pinningAvailable ? 'taskset' : 'not available: latency rows not pinned',
+};
+const date = new Date().toISOString();
+const header = `${date.slice(0, 10)} · ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB · ${machine.os} · Node ${machine.node} · npm ${machine.npm} · CPython ${machine.python}` +
+  (pinningAvailable ? '' : ' · CPU pinning not available') + (QUICK ? ' · **--quick run (not for figures)**' : '');
+const peerLine = PEERS.map((n) => `${n} ${peers[n]?.version ?? '—'}${peers[n]?.error ? ` (${peers[n].error})` : ''}`).join(', ');
+const legend = 'Each cell: the figure, and in brackets how pyworkers compares with it (“2.0× faster”: pyworkers takes half the time, or does twice the calls). The floor is a minimal Python child speaking length-prefixed frames on fds 3/4, one write per message, with a minimal Node client (bench/floor).';
+const table = markdownTable(rows);
+const notes = notesList(rows);
+const elapsed = (now() - started) / 1000;
+
+console.log(`\n${header}\nPeers: ${peerLine}\n\n${table}\n\n${notes}\n\nRun time ${elapsed.toFixed(0)} s.`);
+const missed = rows.flatMap((r) => r.targets.filter((t) => t.met === false).map((t) => `${r.label}: ${t.text}`));
+if (missed.length) console.log(`\nMissed targets:\n${missed.map((m) => `- ${m}`).join('\n')}`);
+
+if (WRITE) {
+  const results = { date, quick: QUICK, machine, peers: Object.fromEntries(PEERS.map((n) => [n, peers[n] ?? null])), rows, raw, runSeconds: elapsed };
+  mkdirSync(path.join(HERE, 'results'), { recursive: true });
+  writeFileSync(path.join(HERE, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const docPath = path.join(ROOT, 'docs', 'benchmarks.md');
+  const section = `<!-- results:start (written by npm run bench) -->\n${header}\n\nPeers: ${peerLine}.\n\n${legend}\n\n${table}\n\nNotes on the rows:\n\n${notes}\n\nRun time ${elapsed.toFixed(0)} s. Raw samples: [bench/results/latest.json](../bench/results/latest.json).\n<!-- results:end -->`;
+  let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n\n<!-- results:start -->\n<!-- results:end -->\n';
+  doc = doc.replace(/<!-- results:start[^]*?<!-- results:end -->/, () => section);
+  writeFileSync(docPath, doc);
+  log(`wrote bench/results/latest.json and docs/benchmarks.md`);
+}
+process.exit(0);
