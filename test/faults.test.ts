@@ -256,9 +256,10 @@ describe('crashes', () => {
     writeFileSync(flag, '');
     try {
       const pid = p.stats().perWorker[0]!.pid!;
-      const exited = new Promise((resolve) => p.once('workerExit', resolve));
+      let exited = false;
+      p.once('workerExit', () => (exited = true));
       process.kill(pid, 'SIGKILL');
-      await exited;
+      assert.ok(await until(() => exited)); // (an idle worker holds no reference on the event loop: poll)
       const queued = p.eval('1'); // waits for a worker: every replacement dies at start
       const error = await rejection(queued);
       assert.equal(error.code, 'ERR_WORKER_START', error.message);
