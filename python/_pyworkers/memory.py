@@ -100,8 +100,14 @@ def gc_threshold(worker, thresholds=None):
 
 @operation('gc_debug')
 def gc_debug(worker, flags=None):
-    """Set the debug flags (an int) when given; answer the names of the flags in force."""
+    """Set the debug flags (a mask, or a list of names such as 'DEBUG_SAVEALL') when given; answer the names of
+    the flags in force."""
     if flags is not None:
+        if not isinstance(flags, int):
+            mask = 0
+            for name in flags:
+                mask |= getattr(gc, name)
+            flags = mask
         gc.set_debug(flags)
     current = gc.get_debug()
     return [name for name, bit in DEBUG_FLAGS if current & bit]
@@ -416,6 +422,7 @@ def references(worker, ctx, expression, limit=10, length=REPR_LENGTH):
             continue  # the probe's own frame
         referrers.append(ref)
     described = []
+    ref = None
     for ref in referrers[:limit]:  # a loop, not a comprehension: that would hold `obj` in a closure cell
         described.append({'type': _type_name(ref), 'description': _describe(worker, ref, obj)})
     out = {
