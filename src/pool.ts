@@ -144,7 +144,6 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#options = options;
     this.#python = python;
     this.#version = python.version;
-    const pool = this;
     this.core = {
       options,
       liveWorkers: () => this.#workers.filter((w) => w.state !== 'exited'),
@@ -152,7 +151,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       checkOpen: () => this.#checkOpen(),
       track: (job) => this.#track(job),
       streams: this.#streams,
-      nextContextId: () => pool.#nextContextId++,
+      nextContextId: () => this.#nextContextId++,
       contextClosed: (worker) => this.#afterContextClosed(worker),
       setWorkerInit: (key, value) => {
         if (value === undefined) delete this.#workerInit[key];

@@ -343,7 +343,7 @@ describe('queue, stats, shutdown', () => {
   });
 
   it('closes with await using', async () => {
-    let pid = 0;
+    let pid: number;
     {
       await using p = await createPool({ workers: 1, forwardOutput: false });
       pid = p.stats().perWorker[0]!.pid!;
