@@ -460,7 +460,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #pickForContext(): PythonWorker | undefined {
     let best: PythonWorker | undefined;
     for (const worker of this.#workers) {
-      if (worker.state !== 'ready' && worker.state !== 'starting') continue;
+      if ((worker.state !== 'ready' && worker.state !== 'starting') || worker.replacing) continue;
       if (!best || worker.contexts.size < best.contexts.size || (worker.contexts.size === best.contexts.size && worker.load < best.load)) best = worker;
     }
     return best;
