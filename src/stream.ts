@@ -296,20 +296,21 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
 
   /** Stop the stream, close the Python side, and settle a pending next() with `error` (or done). */
   async #shutdown(error: Error | undefined): Promise<void> {
+    // From now on no item arrives: a pending next() settles now; later ones give the error (once), then done.
     const waiter = this.#waiter;
     this.#waiter = undefined;
     this.#items = [];
     this.#head = 0;
+    const wasEnded = this.#ended;
+    this.#ended = true;
     if (waiter) {
       if (error) waiter.reject(error);
       else waiter.resolve({ value: undefined, done: true });
-    } else if (error && !this.#ended) {
+    } else if (error && !wasEnded) {
       this.#error = error;
     }
     if (!this.#started) {
       this.#started = true;
-      this.#ended = true;
-      if (error) this.#error = error;
       this.#finish();
       return;
     }
@@ -334,9 +335,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
         worker.send(new CloseJob(frame, flags, resolve));
       });
     }
-    this.#ended = true;
-    if (error && this.#error === undefined && !waiter) this.#error = error;
-    if (!error) this.#finish();
+    this.#finish();
   }
 
   /** @internal Fail the stream because its pool is closing. */

@@ -408,10 +408,10 @@ class Worker:
     def open_stream(self, sid, obj, credit):
         if type(obj) not in _PLAIN and hasattr(obj, '__await__') and not hasattr(obj, '__aiter__'):
             obj = self.run_coroutine(obj)
-        if hasattr(obj, '__anext__'):
-            stream = Stream(obj, True, credit)
-        elif hasattr(obj, '__aiter__'):
+        if hasattr(obj, '__aiter__'):
             stream = Stream(obj.__aiter__(), True, credit)
+        elif hasattr(obj, '__anext__'):  # an async iterator without __aiter__
+            stream = Stream(obj, True, credit)
         else:
             try:
                 iterator = iter(obj)
