@@ -4,7 +4,7 @@
  * The worker produces at most `highWaterMark` items ahead of the consumer, then pauses the generator and
  * serves other requests. Closing (break, return(), abort, timeout) closes the generator in Python.
  */
-import { AbortError, PoolClosedError, ProtocolError, TimeoutError, type WorkerCrashedError } from './errors.js';
+import { AbortError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from './errors.js';
 import { decodePayload, errorFromReply, Job } from './job.js';
 import { Kind } from './protocol/frames.js';
 import { encodeRequest, type PythonWorker } from './worker.js';
@@ -269,13 +269,25 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     if (this.#ended || this.#step || this.#closing || !this.#worker || this.#outstanding > 0) return;
     const buffered = this.#items.length - this.#head;
     if (buffered > this.#highWaterMark / 2) return;
+    const worker = this.#worker;
+    if (worker.state === 'exited') {
+      // The worker died while the stream was paused: its iterator is gone.
+      if (!this.#pythonDone) {
+        this.#pythonDone = true;
+        void worker.exited.then((info) => {
+          this.#ended = true;
+          this.#deliverError(new WorkerCrashedError(info));
+        });
+      }
+      return;
+    }
     const credit = this.#highWaterMark - buffered;
     const { frame, flags } = encodeRequest((enc) => enc.value(credit, 'credit'));
     const job = new StepJob(Kind.STREAM_MORE, frame, flags, true, this as PyStream<unknown>);
     job.id = this.#sid;
     this.#outstanding = credit;
     this.#step = job;
-    this.#host.sendTo(this.#worker, job);
+    this.#host.sendTo(worker, job);
   }
 
   #fail(error: unknown): void {

@@ -530,6 +530,28 @@ describe('errors', () => {
     assert.equal(await p.eval('1 + 1'), 2);
   });
 
+  test('the worker dying while the stream is paused: the next read gives ERR_WORKER_CRASHED, not a hang', async () => {
+    const p = await withGenerators();
+    const it = p.stream('__main__', 'tracked', [], { highWaterMark: 4 })[Symbol.asyncIterator]();
+    assert.deepEqual(await it.next(), { value: 0, done: false });
+    const pid = p.stats().perWorker[0]!.pid!;
+    process.kill(pid, 'SIGKILL');
+    assert.ok(await until(() => p.stats().perWorker.some((w) => w.pid !== pid && w.state === 'ready'), 10_000));
+    const read: number[] = [];
+    let error: any;
+    const timer = setTimeout(() => {}, 10_000); // keep the event loop alive: a hang must fail as a hang
+    try {
+      for (let r = await it.next(); !r.done; r = await it.next()) read.push(r.value);
+    } catch (e) {
+      error = e;
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.deepEqual(read, [1, 2, 3], 'the items already received');
+    assert.ok(error instanceof WorkerCrashedError, String(error));
+    assert.equal(await p.eval('1 + 1'), 2);
+  });
+
   test('closing the pool ends open streams with ERR_POOL_CLOSED', async () => {
     const p = await withGenerators();
     const it = p.stream('__main__', 'tracked', [], { highWaterMark: 2 })[Symbol.asyncIterator]();
