@@ -82,6 +82,25 @@ async function replaceWorker(p: Pool, pid: number): Promise<void> {
   assert.ok(replaced, 'the worker was replaced');
 }
 
+/** Run a TypeScript file in a child Node process (with tsx), collecting its output. */
+function runFile(file: string, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} did not exit within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** Run a module script in a child Node process (with tsx), collecting its output. */
 function runNode(script: string, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -695,6 +714,16 @@ describe('protocol', () => {
       assert.equal(e.workerId, worker.workerId);
       assert.equal(e.pid, worker.pid);
       assert.equal(typeof e.text, 'string');
+    }
+  });
+});
+
+describe('examples', () => {
+  test('examples/basics.ts runs', async () => {
+    const { code, stdout, stderr } = await runFile(path.join(ROOT, 'examples', 'basics.ts'));
+    assert.equal(code, 0, stderr);
+    for (const line of ['sqrt: 4', 'eval: 25', 'double: 42', 'async: awaited', 'counter: 5', 'other context sees counter: false', '2**70: 1180591620717411303424n', 'error: ERR_PYTHON ZeroDivisionError division by zero', 'refused: ERR_CONVERSION', 'factorial(20): 2432902008176640000n', 'done']) {
+      assert.ok(stdout.includes(line), `missing ${JSON.stringify(line)} in:\n${stdout}`);
     }
   });
 });

@@ -4,9 +4,11 @@
  * iterable (async generators included), with errors mid-stream, next to other calls on the same pool.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import {
   AbortError,
@@ -658,5 +660,23 @@ describe('sizes', () => {
     assert.equal(n, 1_000_000);
     assert.equal(sum, (999_999 * 1_000_000) / 2);
     assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  });
+});
+
+describe('examples', () => {
+  test('examples/streaming.ts runs', async () => {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'examples', 'streaming.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, stderr);
+    for (const line of ['squares: 0 1 4 9 16', 'toArray: [ 0, 1, 2, 3, 4 ]', 'rows: 2500', 'tick 2', 'closed: true', 'aborted: ERR_ABORTED', 'then ZeroDivisionError', 'async: [ 3, 2, 1 ]', 'done']) {
+      assert.ok(stdout.includes(line), `missing ${JSON.stringify(line)} in:\n${stdout}`);
+    }
   });
 });
