@@ -1,0 +1,356 @@
+"""What the `pyworkers` command runs in its worker (see src/cli/).
+
+`run_script` runs a script as `__main__`, the way `python script.py args...` would: its own `sys.argv`,
+`sys.path[0]` set to the script's folder, `SystemExit` turned into an exit status, uncaught exceptions printed
+through `sys.excepthook`, atexit handlers and non-daemon threads waited for. The script's module stays alive
+afterwards (as it would until interpreter shutdown) so that the host can see what it still holds; `release()`
+drops it.
+
+The other functions serve the reports: the final allocation sites with their source lines and function names,
+and a Python-repr `eval` for `pyworkers eval`. Everything the runner needs is imported when it is (call
+`prepare` before tracing starts), so that its own imports never show among the script's allocations.
+"""
+import ast
+import atexit
+import builtins
+import gc
+import linecache
+import os
+import sys
+import threading
+import traceback
+import tracemalloc
+import types
+from importlib.machinery import SourceFileLoader
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
+_kept = None          # the last script's module, kept for the final memory snapshot
+_final = None         # tracemalloc snapshot taken as the script's code returned
+_ast_cache = {}       # filename -> list of (first, last, qualname), or None when unreadable
+RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _exit_status(exc):
+    """The process exit status `python` would give for SystemExit `exc` (printing a non-int code)."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    try:
+        sys.stderr.write('%s\n' % (code,))
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    return 1
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            pass
+
+
+def _write_marker(marker):
+    """Tell the host that everything the script wrote before this point has been written."""
+    if not marker:
+        return
+    data = marker.encode('utf-8')
+    for fd in (1, 2):
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+
+
+def _report_uncaught(exc):
+    """Print an uncaught exception as `python` would, without our own frame; survive MemoryError."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename.startswith(RUNTIME_DIR):
+        tb = tb.tb_next
+    try:
+        traceback.clear_frames(tb)  # free the locals of the failed frames (what filled memory, often)
+    except BaseException:
+        pass
+    try:
+        exc.__traceback__ = tb
+        sys.excepthook(type(exc), exc, tb)
+    except BaseException:
+        try:
+            os.write(2, ('%s\n' % type(exc).__name__).encode())
+        except BaseException:
+            pass
+
+
+def _join_threads():
+    """Wait for the non-daemon threads the script started, as interpreter shutdown would."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread is not threading.main_thread():
+            thread.join()
+
+
+def _run_atexit():
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+
+
+def prepare():
+    """Nothing: calling it imports this module (and what it needs) before tracing starts."""
+    return None
+
+
+def _take_final():
+    """Snapshot what is allocated now, as the script's code returns (None when not tracing)."""
+    global _final
+    _final = None
+    try:
+        if tracemalloc.is_tracing():
+            _final = tracemalloc.take_snapshot()
+    except MemoryError:
+        _final = None
+
+
+def run_script(path, argv0, args, marker=''):
+    """Run the file at `path` as `__main__` with `sys.argv = [argv0, *args]`.
+
+    Returns {'exitCode', 'exception': None | {'type', 'module', 'message'}}. A KeyboardInterrupt sent by the
+    host (timeout, Ctrl-C) propagates, so the call ends as interrupted.
+    """
+    global _kept
+    _kept = None
+    path = os.path.abspath(path)
+    module = types.ModuleType('__main__')
+    namespace = module.__dict__
+    namespace.update(__file__=path, __builtins__=builtins, __cached__=None, __spec__=None)
+    namespace['__loader__'] = SourceFileLoader('__main__', path)
+    saved_argv = sys.argv
+    saved_main = sys.modules.get('__main__')
+    folder = os.path.dirname(path)
+    sys.argv = [argv0] + list(args)
+    sys.path.insert(0, folder)
+    sys.modules['__main__'] = module
+    _kept = module
+    status = 0
+    failure = None
+    info = None
+    try:
+        try:
+            with open(path, 'rb') as f:
+                source = f.read()
+            code = compile(source, path, 'exec', dont_inherit=True)
+            del source
+            exec(code, namespace)
+        except SystemExit as exc:
+            status = _exit_status(exc)
+        except KeyboardInterrupt:
+            _take_final()
+            raise
+        except BaseException as exc:
+            failure = exc
+        if failure is not None and isinstance(failure, MemoryError):
+            lift_memory_cap()  # room for the snapshot and the traceback; the frames still hold what filled memory
+        _take_final()
+        if failure is not None:
+            status = 1
+            info = {'type': type(failure).__qualname__, 'module': type(failure).__module__ or '', 'message': ''}
+            try:
+                info['message'] = str(failure)
+            except BaseException:
+                pass
+            _report_uncaught(failure)
+            failure = None
+        try:
+            _join_threads()
+            _run_atexit()
+        except SystemExit as exc:
+            status = _exit_status(exc)
+        return {'exitCode': status, 'exception': info}
+    finally:
+        sys.argv = saved_argv
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+        if saved_main is not None:
+            sys.modules['__main__'] = saved_main
+        _flush_std()
+        _write_marker(marker)
+
+
+def release():
+    """Drop the last script's module and collect, so what it held is freed."""
+    global _kept
+    _kept = None
+    return gc.collect()
+
+
+def lift_memory_cap():
+    """Lift the worker's memory cap (RLIMIT_DATA, and RLIMIT_AS if set), so the report can be built after the
+    script hit it: as far as the process may (to no limit when privileged, else to the hard limit).
+    Returns how many limits were raised."""
+    if resource is None:
+        return 0
+    raised = 0
+    for name in ('RLIMIT_AS', 'RLIMIT_DATA'):
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        soft, hard = resource.getrlimit(which)
+        if soft == resource.RLIM_INFINITY:
+            continue
+        for wanted in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (hard, hard)):
+            try:
+                resource.setrlimit(which, wanted)
+                raised += 1
+                break
+            except (ValueError, OSError):
+                pass
+    return raised
+
+
+# ---------------------------------------------------------------------------- sites
+
+def _functions(filename):
+    """(first line, last line, qualified name) of every function and class in a Python source file."""
+    found = _ast_cache.get(filename, False)
+    if found is not False:
+        return found
+    found = None
+    try:
+        if os.path.getsize(filename) <= 4 << 20:
+            with open(filename, 'rb') as f:
+                tree = ast.parse(f.read(), filename)
+            found = []
+
+            def visit(node, prefix):
+                for child in ast.iter_child_nodes(node):
+                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        name = prefix + child.name
+                        first = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                        found.append((first, child.end_lineno or child.lineno, name))
+                        inner = name + ('.<locals>.' if not isinstance(child, ast.ClassDef) else '.')
+                        visit(child, inner)
+                    elif isinstance(child, ast.Lambda):
+                        found.append((child.lineno, child.end_lineno or child.lineno, prefix + '<lambda>'))
+                    else:
+                        visit(child, prefix)
+            visit(tree, '')
+    except Exception:
+        found = None
+    _ast_cache[filename] = found
+    return found
+
+
+def _function_at(filename, line):
+    spans = _functions(filename)
+    if spans is None:
+        return None
+    best = None
+    for first, last, name in spans:
+        if first <= line <= last and (best is None or first >= best[0]):
+            best = (first, last, name)
+    return best[2] if best else '<module>'
+
+
+def final_sites(top=10, stacks=300):
+    """The report's allocation sites, from the snapshot taken as the script's code returned: the `top` lines and
+    the `stacks` tracebacks that hold the most memory, without the runtime's own allocations and frames.
+
+    Tracing stops right after the snapshot is taken: analysing a snapshot while tracemalloc still traces is
+    some thirty times slower (every allocation of the analysis is traced too). Returns None when not tracing.
+    """
+    global _final
+    tm = tracemalloc
+    snapshot = _final
+    _final = None
+    if snapshot is None:
+        if not tm.is_tracing():
+            return None
+        snapshot = tm.take_snapshot()
+    limit = snapshot.traceback_limit
+    tm.stop()
+    snapshot = snapshot.filter_traces((
+        tm.Filter(False, tm.__file__),
+        tm.Filter(False, os.path.join(RUNTIME_DIR, '*')),
+    ))
+    by_line = snapshot.statistics('lineno')
+    total_size = sum(stat.size for stat in by_line)
+    total_count = sum(stat.count for stat in by_line)
+    rows = []
+    for stat in by_line[:top]:
+        frame = stat.traceback[-1]
+        fn, code = _describe_one(frame.filename, frame.lineno)
+        rows.append([frame.filename, frame.lineno, stat.size, stat.count, fn, code])
+    merged = {}
+    for stat in snapshot.statistics('traceback'):
+        frames = list(stat.traceback)  # oldest first
+        user = [f for f in frames if not f.filename.startswith(RUNTIME_DIR)]
+        if not user:
+            continue
+        total = getattr(stat.traceback, 'total_nframe', None) or len(frames)
+        cut = len(user) == len(frames) and total > len(frames)
+        key = (cut,) + tuple((f.filename, f.lineno) for f in user)
+        row = merged.get(key)
+        if row is None:
+            merged[key] = [user, stat.size, stat.count, cut]
+        else:
+            row[1] += stat.size
+            row[2] += stat.count
+    ranked = sorted(merged.values(), key=lambda r: r[1], reverse=True)[:stacks]
+    out_stacks = []
+    for user, size, count, cut in ranked:
+        out_stacks.append({
+            'frames': [[f.filename, f.lineno, _describe_one(f.filename, f.lineno)[0]] for f in user],
+            'size': size, 'count': count, 'truncated': cut,
+        })
+    return {'top': rows, 'totalSize': total_size, 'totalCount': total_count, 'stacks': out_stacks, 'frames': limit}
+
+
+def _describe_one(filename, line):
+    if not line or filename.startswith('<'):
+        return None, ''
+    return _function_at(filename, line), linecache.getline(filename, line).strip()[:200]
+
+
+def describe(locations):
+    """For each [filename, line]: [function name or None, the source line stripped ('' when unknown)]."""
+    return [list(_describe_one(filename, line)) for filename, line in locations]
+
+
+# ---------------------------------------------------------------------------- eval
+
+def evaluate(code, marker='', as_repr=True):
+    """Run `code` in __main__; answer its last line's value when that line is an expression (repr() of it when
+    `as_repr`), else None. Awaitables are awaited."""
+    try:
+        tree = ast.parse(code, '<pyworkers eval>', 'exec')
+        namespace = sys.modules['__main__'].__dict__
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        if tree.body:
+            exec(compile(tree, '<pyworkers eval>', 'exec'), namespace)
+        if last is None:
+            return None
+        value = eval(compile(last, '<pyworkers eval>', 'eval'), namespace)
+        if type(value) is not str and hasattr(value, '__await__'):
+            import asyncio
+            value = asyncio.run(_await(value))
+        return repr(value) if as_repr else value
+    finally:
+        _flush_std()
+        _write_marker(marker)
+
+
+async def _await(awaitable):
+    return await awaitable
