@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FloorClient, startFloor } from './floor/client.js';
 import { pinningAvailable, place, type Placement } from './lib/pin.js';
-import { fullGc, median, MiB, now, percentile, rssOf, runCalls, sequential, sleep, throughput } from './lib/measure.js';
+import { backgroundCpu, fullGc, median, MiB, now, percentile, rssOf, runCalls, sequential, sleep, throughput, waitForQuiet } from './lib/measure.js';
 import { makeRow, markdownTable, notesList, PEERS, target, timeRatio, type PeerName, type Row } from './lib/report.js';
 import { DICT, INTS, sizedCall, SIZED, type Bridge, type Sized } from './lib/subject.js';
 import type { PeerResults } from './peers/run-peer.js';
@@ -40,7 +40,7 @@ const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)
 /** Sizes of the run; --quick is for checking that the benchmark works, not for figures. */
 const N = QUICK
   ? { startups: 2, rounds: 2, latency: 500, tputMs: 200, sized: 6, stream: 50_000, interrupts: 2, respawns: 2, growth: 20_000, monitorRounds: 2 }
-  : { startups: 7, rounds: 5, latency: 2000, tputMs: 500, sized: 30, stream: 200_000, interrupts: 5, respawns: 5, growth: 100_000, monitorRounds: 8 };
+  : { startups: 7, rounds: 5, latency: 2000, tputMs: 500, sized: 30, stream: 200_000, interrupts: 5, respawns: 5, growth: 100_000, monitorRounds: 10 };
 
 const poolOptions = (extra: Record<string, unknown> = {}) => ({ workers: 1, forwardOutput: false, pythonPath: [PY_DIR], ...extra });
 
@@ -94,6 +94,9 @@ async function interleave<T>(rounds: number, a: () => Promise<T>, b: () => Promi
 const raw: Record<string, unknown> = {};
 const pyw: Record<string, number | string> = {};
 const flr: Record<string, number | string> = {};
+
+// Other processes on a 2-CPU machine skew every row: wait a little for a quiet machine, and record what was seen.
+const busyBefore = QUICK ? await backgroundCpu(300) : await waitForQuiet(0.15, 60_000, log);
 
 // ------------------------------------------------------------------ start-up
 log(`python: ${python}`);
@@ -182,10 +185,12 @@ for (const [name, F, P] of [['1', F1, P1], ['2', F2, P2]] as const) {
   pyw[`tput${name}`] = median(p);
   raw[`callsPerSec64_${name}worker`] = { floor: f, pyworkers: p };
 }
-pinMain('separate');
 
 // ------------------------------------------------------------------ payloads
+// Host and Python on one CPU: the time is then the work of both sides plus the kernel's copies, without the
+// cross-CPU wake-ups that make a transfer of many socket-buffers' worth bimodal on this VM.
 log('payloads ...');
+pinMain('same');
 for (const kind of SIZED) {
   const p = sizedCall(P1, kind)!;
   const f = sizedCall(F1, kind);
@@ -212,6 +217,7 @@ for (const kind of SIZED) {
 
 // ------------------------------------------------------------------ streams
 log('streams ...');
+pinMain('separate');
 {
   const consume = async (hwm?: number) => {
     const t0 = now();
@@ -296,22 +302,40 @@ log('host memory over many calls ...');
 // ------------------------------------------------------------------ memory monitor cost
 log('monitoring cost ...');
 {
-  let monitored: Pool | undefined;
-  try {
-    monitored = await lib.createPool(poolOptions({ monitor: { interval: 100 } }));
-  } catch (error) {
-    pyw.monitor = 'n/a (not built yet)';
-    raw.monitorError = (error as Error).message;
-  }
-  if (monitored) {
-    const M = poolBridge(monitored);
-    place('separate', [pool1.stats().perWorker[0]?.pid, monitored.stats().perWorker[0]?.pid]);
-    await throughput(() => M.ping(), 64, 200);
-    const [plain, mon] = await interleave(N.monitorRounds, () => throughput(() => P1.ping(), 64, N.tputMs), () => throughput(() => M.ping(), 64, N.tputMs));
+  // Each round pairs a fresh plain pool with a fresh monitored one (same placement, alternating order), so the
+  // monitor is the only difference and neither pool's sampling runs during the other's round.
+  const probe = await lib.createPool(poolOptions({ monitor: { interval: 100 } })).then(
+    (p) => p,
+    (error: Error) => {
+      pyw.monitor = 'n/a (not built yet)';
+      raw.monitorError = error.message;
+      return undefined;
+    },
+  );
+  if (probe) {
+    await probe.close();
+    const plain: number[] = [];
+    const mon: number[] = [];
+    for (let i = 0; i < N.monitorRounds; i++) {
+      const a = await lib.createPool(poolOptions());
+      const b = await lib.createPool(poolOptions({ monitor: { interval: 100 } }));
+      place('separate', [a.stats().perWorker[0]?.pid, b.stats().perWorker[0]?.pid]);
+      const A = poolBridge(a);
+      const B = poolBridge(b);
+      await throughput(() => A.ping(), 64, 150);
+      await throughput(() => B.ping(), 64, 150);
+      if (i % 2 === 0) {
+        plain.push(await throughput(() => A.ping(), 64, N.tputMs));
+        mon.push(await throughput(() => B.ping(), 64, N.tputMs));
+      } else {
+        mon.push(await throughput(() => B.ping(), 64, N.tputMs));
+        plain.push(await throughput(() => A.ping(), 64, N.tputMs));
+      }
+      await Promise.all([a.close(), b.close()]);
+    }
     const costs = plain.map((p, i) => (1 - mon[i]! / p) * 100);
     pyw.monitor = median(costs);
-    raw.monitorCost = { plain, monitored: mon, costPercent: costs };
-    await monitored.close();
+    raw.monitorCost = { plain, monitored: mon, costPercent: costs, noisePercent: [percentile(costs, 25), percentile(costs, 75)] };
   }
 }
 pinMain('free');
@@ -338,6 +362,9 @@ if (PEERS_ON) {
   }
   rmSync(tmp, { recursive: true, force: true });
 }
+
+const busyAfter = await backgroundCpu(500);
+const load = os.loadavg();
 
 // ------------------------------------------------------------------ the table
 const peerValue = (name: PeerName, key: keyof PeerResults): number | string | undefined => {
@@ -371,7 +398,7 @@ const add = (row: Row) => (rows.push(row), row);
     add(makeRow(`latency${key}P99`, `trivial call, p99 (${where})`, 'µs', 'lower', { pyworkers: pyw[`latency${key}P99`], floor: flr[`latency${key}P99`], ...peerValues(`latency${key}P99`) }));
   }
   r = add(makeRow('tput1', 'calls/s, 64 in flight, 1 worker', 'calls/s', 'higher', { pyworkers: pyw.tput1, floor: flr.tput1, ...peerValues('callsPerSec64') },
-    `${N.rounds} rounds of ${N.tputMs} ms, interleaved, host and Python pinned to separate CPUs; the floor writes one frame per request and per reply. Payload rows are pinned the same way. Peers: one Python process (node-calls-python: the embedded interpreter).`));
+    `${N.rounds} rounds of ${N.tputMs} ms, interleaved, host and Python pinned to separate CPUs; the floor writes one frame per request and per reply. Peers: one Python process (node-calls-python: the embedded interpreter).`));
   target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
   r = add(makeRow('tput2', 'calls/s, 64 in flight, 2 workers', 'calls/s', 'higher', { pyworkers: pyw.tput2, floor: flr.tput2 }, 'not pinned (three busy processes on two CPUs); floor: two floor processes, requests alternated between them.'));
   target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
@@ -379,7 +406,7 @@ const add = (row: Row) => (rows.push(row), row);
     const row = add(makeRow(kind, label, 'ms', 'lower', { pyworkers: pyw[kind], floor: flr[kind], ...peerValues(kind) }, note));
     if (factor) target(row, `≤ ${factor}× the floor`, (x) => ratioCheck(timeRatio(x, 'floor'), (t) => t <= factor));
   };
-  sizedRow('blobOut', '1 MiB bytes, Python → TS', 1.5, 'a 1 MiB `bytes` made once in Python, returned whole. python-shell and pythonia carry bytes as base64 text (their JSON has no bytes).');
+  sizedRow('blobOut', '1 MiB bytes, Python → TS', 1.5, `a 1 MiB \`bytes\` made once in Python, returned whole; median of ${N.sized}, interleaved with the floor. All payload rows pin host and Python on one CPU (the time is both sides' work). python-shell and pythonia carry bytes as base64 text (their JSON has no bytes).`);
   sizedRow('bytesIn', '1 MiB bytes, TS → Python', 1.5, 'a 1 MiB Uint8Array argument; Python returns its length.');
   sizedRow('intsOut', `${INTS / 1000}k-int list, Python → TS`, 2, '`list(range(100000))` returned. The floor packs it as int32 (`array(\'i\', list)`) and hands over an Int32Array, without building a JS array.');
   sizedRow('intsIn', `${INTS / 1000}k-int list, TS → Python`, 2, 'a JS number[] argument; Python returns its length. The floor packs it as int32 in JS and unpacks it to a list in Python (`array.tolist()`).');
@@ -397,7 +424,7 @@ const add = (row: Row) => (rows.push(row), row);
     'VmRSS of the Python process after start-up and 200 trivial calls (peers: after their run); node-calls-python: growth of the Node process.'));
   add(makeRow('growth', `host memory growth over ${N.growth / 1000}k calls`, 'MiB', 'lower', { pyworkers: pyw.growth, floor: flr.growth },
     `RSS of this Node process after a full GC, before and after ${N.growth.toLocaleString('en-US')} trivial calls, 64 in flight (after 20k warm-up calls). Heap: pyworkers ${fmtHeap((raw.hostGrowthMiB as any).pyworkers.heap)}, floor ${fmtHeap((raw.hostGrowthMiB as any).floor.heap)}.`));
-  r = add(makeRow('monitor', 'monitoring on (every 100 ms): calls/s cost', '%', 'lower', { pyworkers: pyw.monitor }, typeof pyw.monitor === 'number' ? `median of ${N.monitorRounds} paired rounds, 64 in flight, 1 worker.` : undefined));
+  r = add(makeRow('monitor', 'monitoring on (every 100 ms): calls/s cost', '%', 'lower', { pyworkers: pyw.monitor }, typeof pyw.monitor === 'number' ? `calls/s with 64 in flight of a pool with \`monitor: { interval: 100 }\` against one without: median of ${N.monitorRounds} paired rounds (a fresh pair of pools each), host and worker on separate CPUs. Interquartile range of the paired costs: ${(raw.monitorCost as any).noisePercent.map((x: number) => x.toFixed(1)).join(' to ')} %, i.e. the noise of the measure.` : undefined));
   r.targets.push({ text: '< 5 %', met: typeof pyw.monitor === 'number' ? pyw.monitor < 5 : undefined });
 }
 
@@ -424,9 +451,13 @@ const machine = {
   npm: npmVersion,
   python: `${pythonVersion} (${python})`,
   pinning: pinningAvailable ? 'taskset' : 'not available: latency rows not pinned',
+  otherCpuBeforePercent: Math.round(busyBefore * 100),
+  otherCpuAfterPercent: Math.round(busyAfter * 100),
+  loadAverage1mAtEnd: Number(load[0]!.toFixed(2)),
 };
 const date = new Date().toISOString();
 const header = `${date.slice(0, 10)} · ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB · ${machine.os} · Node ${machine.node} · npm ${machine.npm} · CPython ${machine.python}` +
+  ` · other processes' CPU use ${machine.otherCpuBeforePercent} % before, ${machine.otherCpuAfterPercent} % after the run` +
   (pinningAvailable ? '' : ' · CPU pinning not available') + (QUICK ? ' · **--quick run (not for figures)**' : '');
 const peerLine = PEERS.map((n) => `${n} ${peers[n]?.version ?? '—'}${peers[n]?.error ? ` (${peers[n].error})` : ''}`).join(', ');
 const legend = 'Each cell: the figure, and in brackets how pyworkers compares with it (“2.0× faster”: pyworkers takes half the time, or does twice the calls). The floor is a minimal Python child speaking length-prefixed frames on fds 3/4, one write per message, with a minimal Node client (bench/floor).';

@@ -96,3 +96,31 @@ export function fullGc(): void {
 }
 
 export const MiB = 1024 * 1024;
+
+/** Busy fraction of all CPUs (0..1) over `ms`, from /proc/stat: what other processes use while this one waits. */
+export async function backgroundCpu(ms = 1000): Promise<number> {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3]! + (f[4] ?? 0);
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = read();
+    await sleep(ms);
+    const b = read();
+    return 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Wait (up to `maxMs`) until other processes use less than `threshold` of the CPUs; returns the last reading. */
+export async function waitForQuiet(threshold: number, maxMs: number, log: (line: string) => void): Promise<number> {
+  const stop = now() + maxMs;
+  let busy = await backgroundCpu();
+  while (busy > threshold && now() < stop) {
+    log(`  the machine is busy (${(busy * 100).toFixed(0)} % CPU used by other processes); waiting ...`);
+    busy = await backgroundCpu(2000);
+  }
+  return busy;
+}

@@ -100,6 +100,7 @@ export async function measureAlone(
   await throughput(() => bridge.ping(), 64, 200);
   for (let r = 0; r < opts.rounds; r++) rates.push(await throughput(() => bridge.ping(), 64, opts.throughputMs));
   out.callsPerSec64 = median(rates);
+  place('same');
   for (const kind of SIZED) {
     const call = sizedCall(bridge, kind);
     if (!call) continue;
