@@ -221,6 +221,7 @@ class Worker:
                 self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
             else:
                 handler(flags, rid, payload)
+            payload = None  # a big request's bytes must not outlive it while the worker waits for the next one
 
     def execute(self, rid, flags, payload, action):
         """Run action(rid, request) as request `rid`, interruptible, and send its one reply."""
