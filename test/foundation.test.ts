@@ -496,6 +496,15 @@ describe('options', () => {
     assert.equal(await p.eval('__import__("sys").prefix'), await p.eval('__import__("sys").base_prefix'), 'not the venv');
   });
 
+  test('without python, PYWORKERS_PYTHON or venv: python3 on PATH', async () => {
+    if (process.env.PYWORKERS_PYTHON) return; // the environment variable would win
+    const dir = tmpDir();
+    const onPath = shim(dir, 'python3');
+    const p = await pool({ env: { PATH: `${dir}${path.delimiter}${process.env.PATH ?? ''}` } });
+    assert.equal(onPath.runs(), 1, 'the python3 found first on PATH was asked for its executable');
+    assert.equal(p.executable, PYTHON3);
+  });
+
   test('venv: runs the environment interpreter (sys.prefix is the venv)', async () => {
     const dir = tmpDir();
     const venv = path.join(dir, 'venv');

@@ -182,6 +182,22 @@ describe('the API', () => {
   });
 });
 
+describe('the default pool py', () => {
+  test('py.stream and py.streamEval stream like pool streams (toArray, break closes)', async () => {
+    const { py } = await import('../src/index.js');
+    try {
+      const items: number[] = [];
+      for await (const x of py.streamEval('(x**2 for x in range(5))')) items.push(x);
+      assert.deepEqual(items, [0, 1, 4, 9, 16]);
+      await py.exec(GENERATORS);
+      for await (const x of py.stream('__main__', 'tracked', [], { highWaterMark: 4 })) if (x === 2) break;
+      assert.deepEqual(await py.streamEval('iter(range(5))').toArray(), [0, 1, 2, 3, 4]);
+    } finally {
+      await py.close();
+    }
+  });
+});
+
 describe('incremental delivery', () => {
   test('the first item arrives before the generator has finished', async () => {
     const p = await withGenerators();
