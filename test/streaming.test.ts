@@ -619,6 +619,23 @@ describe('streams and other work', () => {
     await p.close({ timeout: 2000 }); // nothing holds the worker: close does not wait
   });
 
+  test('recycling does not break an open stream: its worker is retired once the stream ends', async () => {
+    const p = await withGenerators({ workers: 1 });
+    const it = p.stream('__main__', 'tracked', [100], { highWaterMark: 4 })[Symbol.asyncIterator]();
+    assert.deepEqual(await it.next(), { value: 0, done: false });
+    const oldPid = p.stats().perWorker[0]!.pid!;
+    await p.recycle();
+    const rest: number[] = [];
+    const timer = setTimeout(() => {}, 10_000);
+    try {
+      for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.deepEqual(rest, Array.from({ length: 99 }, (_, i) => i + 1), 'no item is lost');
+    assert.ok(await until(() => p.stats().perWorker.every((w) => w.pid !== oldPid)), 'then the old worker is retired');
+  });
+
   test('several streams interleaved on one worker', async () => {
     const p = await withGenerators({ workers: 1 });
     const a = p.streamEval('iter(range(0, 100))', null, { highWaterMark: 3 })[Symbol.asyncIterator]();
