@@ -26,7 +26,9 @@ def parse(body):
     return root
 
 
-def handle_request(request_id=0):
+def handle_request(request_id=None):
+    if request_id is None:
+        request_id = len(_CACHE)  # a new request each call
     body = 'x' * 1024 + str(request_id)
     record = {'id': request_id, 'body': body, 'size': len(body)}
     _CACHE[request_id] = record  # kept forever

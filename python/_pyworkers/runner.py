@@ -30,6 +30,7 @@ except ImportError:  # not on Windows
 
 _kept = None          # the last script's module, kept for the final memory snapshot
 _final = None         # tracemalloc snapshot taken as the script's code returned
+_PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 _ast_cache = {}       # filename -> list of (first, last, qualname), or None when unreadable
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,32 +111,44 @@ def prepare():
 
 
 def _take_final():
-    """Snapshot what is allocated now, as the script's code returns (None when not tracing)."""
+    """Snapshot what is allocated now, as the script's code returns (None when not tracing); answer the memory
+    figures of this moment: {'rss', 'traced', 'tracedPeak'}."""
     global _final
     _final = None
+    figures = {'rss': None, 'traced': None, 'tracedPeak': None}
+    try:
+        with open('/proc/self/statm', 'rb') as f:
+            figures['rss'] = int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         if tracemalloc.is_tracing():
+            figures['traced'], figures['tracedPeak'] = tracemalloc.get_traced_memory()
             _final = tracemalloc.take_snapshot()
     except MemoryError:
         _final = None
+    return figures
 
 
-def run_script(path, argv0, args, marker=''):
-    """Run the file at `path` as `__main__` with `sys.argv = [argv0, *args]`.
+def run_script(path, argv0, args, marker='', folder=None):
+    """Run the file at `path` (absolute) as `__main__` with `sys.argv = [argv0, *args]` and `folder` (the
+    script's) first on sys.path.
 
-    Returns {'exitCode', 'exception': None | {'type', 'module', 'message'}}. A KeyboardInterrupt sent by the
+    Returns {'exitCode', 'exception': None | {'type', 'module', 'message'}, 'memory': {'rss', 'traced',
+    'tracedPeak'} as the script's code returned}. A KeyboardInterrupt sent by the
     host (timeout, Ctrl-C) propagates, so the call ends as interrupted.
     """
     global _kept
     _kept = None
-    path = os.path.abspath(path)
+    if folder is None:
+        path = os.path.abspath(path)
+        folder = os.path.dirname(path)
     module = types.ModuleType('__main__')
     namespace = module.__dict__
     namespace.update(__file__=path, __builtins__=builtins, __cached__=None, __spec__=None)
     namespace['__loader__'] = SourceFileLoader('__main__', path)
     saved_argv = sys.argv
     saved_main = sys.modules.get('__main__')
-    folder = os.path.dirname(path)
     sys.argv = [argv0] + list(args)
     sys.path.insert(0, folder)
     sys.modules['__main__'] = module
@@ -159,7 +172,7 @@ def run_script(path, argv0, args, marker=''):
             failure = exc
         if failure is not None and isinstance(failure, MemoryError):
             lift_memory_cap()  # room for the snapshot and the traceback; the frames still hold what filled memory
-        _take_final()
+        figures = _take_final()
         if failure is not None:
             status = 1
             info = {'type': type(failure).__qualname__, 'module': type(failure).__module__ or '', 'message': ''}
@@ -174,7 +187,7 @@ def run_script(path, argv0, args, marker=''):
             _run_atexit()
         except SystemExit as exc:
             status = _exit_status(exc)
-        return {'exitCode': status, 'exception': info}
+        return {'exitCode': status, 'exception': info, 'memory': figures}
     finally:
         sys.argv = saved_argv
         try:

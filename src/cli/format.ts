@@ -14,7 +14,7 @@ export function bytes(value: number | null | undefined): string {
     n /= 1024;
     i++;
   }
-  if (i === 0) return `${sign}${n} B`;
+  if (i === 0) return `${sign}${Math.round(n)} B`;
   return `${sign}${n.toFixed(n >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
@@ -33,9 +33,10 @@ export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }
 
-/** `1,234,567`. */
+/** `1,234,567`; small fractions keep a decimal (`0.5`). */
 export function count(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '–';
+  if (Math.abs(n) < 10 && !Number.isInteger(n)) return n.toFixed(1);
   return Math.round(n).toLocaleString('en-US');
 }
 

@@ -25,10 +25,14 @@ export const EXIT = {
 export interface RunnerResult {
   exitCode: number;
   exception: { type: string; module: string; message: string } | null;
+  /** Memory as the script's code returned (before a failed frame's locals were freed). */
+  memory?: { rss: number | null; traced: number | null; tracedPeak: number | null };
 }
 
 export interface OutcomeContext {
   maxMemory: number | null;
+  /** The cap as the user typed it (`200MB`). */
+  capLabel?: string | null;
   timeoutMs: number | null;
   aborted: boolean;
   peakRss: number | null;
@@ -42,12 +46,17 @@ function short(text: string, max = 200): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
+function capText(c: OutcomeContext): string {
+  const exact = bytes(c.maxMemory);
+  return c.capLabel && c.capLabel.replace(/\s+/g, '') !== exact.replace(/\s+/g, '') ? `--max-memory ${c.capLabel} = ${exact}` : exact;
+}
+
 function memoryEnding(c: OutcomeContext, type: string, message: string): Outcome {
   const capped = c.maxMemory !== null;
   return {
     exitCode: EXIT.exception,
     ending: capped ? 'memory-cap' : 'out-of-memory',
-    description: capped ? `hit the memory cap (${bytes(c.maxMemory)}): ${type}` : `ran out of memory: ${type}${message ? `: ${short(message)}` : ''}`,
+    description: capped ? `hit the memory cap (${capText(c)}): ${type}` : `ran out of memory: ${type}${message ? `: ${short(message)}` : ''}`,
     exception: { type, message },
     signal: null,
   };
@@ -90,7 +99,7 @@ export function outcomeOf(result: RunnerResult | undefined, error: unknown, c: O
         exitCode: 128 + (signalNumber(error.signal) ?? 9),
         ending: capped ? 'memory-cap' : 'killed',
         description: capped
-          ? `the Python process was killed by ${error.signal} at the memory cap (${bytes(c.maxMemory)})`
+          ? `the Python process was killed by ${error.signal} at the memory cap (${capText(c)})`
           : `the Python process was killed by ${error.signal}`,
         exception: null,
         signal: error.signal,

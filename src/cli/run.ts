@@ -72,6 +72,8 @@ interface RunSettings {
   json: string | undefined;
   report: string | undefined;
   maxMemory: number | null;
+  /** --max-memory as typed. */
+  maxMemoryText: string | null;
   timeoutMs: number | null;
   intervalMs: number;
   python: string | undefined;
@@ -105,11 +107,23 @@ function settingsFrom(argv: string[]): RunSettings | 'help' {
     json: options.get('json') as string | undefined,
     report: options.get('report') as string | undefined,
     maxMemory: (options.get('max-memory') as number | undefined) ?? null,
+    maxMemoryText: rawOption(argv, 'max-memory'),
     timeoutMs: (options.get('timeout') as number | undefined) ?? null,
     intervalMs: (options.get('interval') as number | undefined) ?? 250,
     python: options.get('python') as string | undefined,
     quiet: Boolean(options.get('quiet')),
   };
+}
+
+/** The value of `--name` as typed (the last one), for messages. */
+function rawOption(argv: string[], name: string): string | null {
+  let found: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') break;
+    if (argv[i] === `--${name}`) found = argv[i + 1] ?? null;
+    else if (argv[i]!.startsWith(`--${name}=`)) found = argv[i]!.slice(name.length + 3);
+  }
+  return found;
 }
 
 export async function runCommand(argv: string[], io: Io): Promise<number> {
@@ -141,9 +155,9 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   const marker = `\u0000pyworkers-end-${randomUUID()}\u0000`;
 
   const mode: StatusMode = s.quiet ? 'off' : io.stderr.isTTY ? 'tty' : 'plain';
-  let watcher: Watcher | undefined;
+  const watcher = new Watcher(probe, pid, s.intervalMs);
   const status = new StatusLine(io.stderr, mode, () =>
-    watcher?.latest
+    watcher.latest
       ? {
           elapsedMs: watcher.elapsed(),
           rss: watcher.timeline[watcher.timeline.length - 1]?.rss ?? watcher.latest.rss,
@@ -167,7 +181,6 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
       notes.push(`tracemalloc could not start: ${(error as Error).message}`);
     }
   }
-  watcher = new Watcher(probe, pid, s.intervalMs);
   await watcher.prepare();
 
   const abort = new AbortController();
@@ -183,7 +196,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   let result: RunnerResult | undefined;
   let failure: unknown;
   try {
-    result = await ctx.call<RunnerResult>('_pyworkers.runner', 'run_script', [s.scriptPath, s.script, s.args, marker], {
+    result = await ctx.call<RunnerResult>('_pyworkers.runner', 'run_script', [s.scriptPath, s.script, s.args, marker, path.dirname(s.scriptPath)], {
       timeout: s.timeoutMs ?? 0,
       signal: abort.signal,
     });
@@ -196,6 +209,11 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   process.off('SIGINT', onSigint);
 
   const alive = () => pool.stats().perWorker.some((w) => w.pid === pid && w.state === 'ready');
+  if (result?.memory) {
+    const m = result.memory;
+    await watcher.stop(false);
+    watcher.add({ t: wallTimeMs, rss: m.rss, traced: s.tracing ? m.traced : null, tracedPeak: s.tracing ? m.tracedPeak : null, gc: watcher.gcTotal() });
+  }
   await watcher.stop(alive());
   if (!alive() || !(await within(Promise.all([out.drained, err.drained]), DRAIN_MS))) {
     out.end();
@@ -209,7 +227,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   const last = watcher.latest;
   const rssPeak = peakOf(timeline, 'rss');
   const peakRss = Math.max(last?.peakRss ?? 0, rssPeak.value ?? 0) || null;
-  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, timeoutMs: s.timeoutMs, aborted: abort.signal.aborted, peakRss });
+  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, capLabel: s.maxMemoryText, timeoutMs: s.timeoutMs, aborted: abort.signal.aborted, peakRss });
   if (failure && outcome.ending === 'exception' && (failure as { traceback?: string }).traceback) {
     io.stderr.write((failure as { traceback: string }).traceback);
   }
@@ -222,9 +240,9 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   if (!alive()) notes.push('the Python process had ended: no allocation sites or gc details');
 
   const gens = last && watcher.base ? last.collections.map((_, i) => ({
-    collections: last.collections[i]! - (watcher!.base!.collections[i] ?? 0),
-    collected: last.collected[i]! - (watcher!.base!.collected[i] ?? 0),
-    uncollectable: last.uncollectable[i]! - (watcher!.base!.uncollectable[i] ?? 0),
+    collections: last.collections[i]! - (watcher.base!.collections[i] ?? 0),
+    collected: last.collected[i]! - (watcher.base!.collected[i] ?? 0),
+    uncollectable: last.uncollectable[i]! - (watcher.base!.uncollectable[i] ?? 0),
   })) : [];
   const facts: Omit<RunReport, 'hints'> = {
     schema: REPORT_SCHEMA,
@@ -244,7 +262,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
       peakRssAt: rssPeak.at,
       finalRss: last?.rss ?? null,
       tracedPeak: s.tracing ? last?.tracedPeak ?? null : null,
-      tracedFinal: s.tracing ? last?.traced ?? null : null,
+      tracedFinal: s.tracing ? details.snapshot?.totalSize ?? last?.traced ?? null : null,
       maxMemory: s.maxMemory ?? last?.memoryLimit ?? null,
     },
     timeline,
@@ -321,10 +339,12 @@ async function collectDetails(probe: Probe, s: RunSettings, notes: string[]): Pr
     const g = await probe.garbage(GARBAGE_LIMIT);
     const types = new Map<string, number>();
     for (const o of g.objects) types.set(o.type, (types.get(o.type) ?? 0) + 1);
+    const often = (type: string) => types.get(type) ?? 0;
     details.garbage = {
       count: g.count,
       types: [...types].sort((a, b) => b[1] - a[1]).map(([type, count]) => ({ type, count })),
-      objects: g.objects.slice(0, 20),
+      // The most common types first: those are what the script left behind.
+      objects: [...g.objects].sort((a, b) => often(b.type) - often(a.type)).slice(0, 20),
     };
     if (g.count > g.objects.length) notes.push(`gc.garbage: types counted among its first ${g.objects.length} objects`);
   } catch (error) {

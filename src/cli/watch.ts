@@ -10,6 +10,9 @@ import type { Sample } from './report.js';
 import { within } from './time.js';
 
 const STALL_MS = 1000;
+/** Short scripts deserve a chart too: read every 50 ms at first. */
+const EARLY_MS = 2000;
+const EARLY_EVERY_MS = 50;
 
 /** Current RSS of a process, from /proc (Linux); null elsewhere. */
 export function procRss(pid: number | undefined): number | null {
@@ -59,7 +62,20 @@ export class Watcher {
   start(): void {
     this.#start = performance.now();
     this.#record(this.base, this.#start);
-    this.#timer = setInterval(() => this.#tick(), this.#every);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    const every = this.elapsed() < EARLY_MS ? Math.min(this.#every, EARLY_EVERY_MS) : this.#every;
+    this.#timer = setTimeout(() => {
+      this.#tick();
+      if (this.#timer) this.#schedule();
+    }, every);
+  }
+
+  /** A reading taken elsewhere (the runner's, as the script's code returned), at `t` ms since the start. */
+  add(sample: Sample): void {
+    this.timeline.push(sample);
   }
 
   elapsed(): number {
@@ -68,7 +84,7 @@ export class Watcher {
 
   /** Stop, wait for a reading under way, and take a last one if the worker still answers. */
   async stop(final: boolean): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending) await within(this.#pending, STALL_MS);
     if (final) {
@@ -113,6 +129,10 @@ export class Watcher {
         },
       )
       .finally(() => (this.#pending = undefined));
+  }
+
+  gcTotal(reading: Reading | undefined = this.latest): number {
+    return this.#gcTotal(reading);
   }
 
   #gcTotal(reading: Reading | undefined): number {

@@ -83,20 +83,20 @@ export function memoryChart(c: ChartInput): string {
   if (rss.length) {
     out.push(`<path class="rss-line" d="${path(rss)}" fill="none" stroke="${COLORS.rss}" stroke-width="2.25" stroke-linejoin="round"/>`);
   }
-  // peaks and cap
-  const mark = (value: number, color: string, label: string, cls: string, above = true) => {
-    const py = y(value);
-    out.push(`<line class="${cls}" x1="${left}" x2="${width - right}" y1="${n(py)}" y2="${n(py)}" stroke="${color}" stroke-dasharray="5 4" stroke-width="1.25"/>`);
-    out.push(`<text class="mark-label" x="${width - right - 4}" y="${n(above ? py - 6 : py + 14)}" text-anchor="end" fill="${color}">${esc(label)}</text>`);
-  };
-  if (showCap) mark(c.cap!, COLORS.cap, `cap ${bytes(c.cap)}`, 'cap-line');
-  if (c.peakRss !== null) {
-    const near = showCap && Math.abs(y(c.peakRss) - y(c.cap!)) < 16;
-    mark(c.peakRss, COLORS.rss, `peak RSS ${bytes(c.peakRss)}`, 'peak-rss-line', !near);
+  // peaks and cap: dashed lines, labels kept apart
+  const marks: Array<{ value: number; color: string; label: string; cls: string }> = [];
+  if (showCap) marks.push({ value: c.cap!, color: COLORS.cap, label: `cap ${bytes(c.cap)}`, cls: 'cap-line' });
+  if (c.peakRss !== null) marks.push({ value: c.peakRss, color: COLORS.rss, label: `peak RSS ${bytes(c.peakRss)}`, cls: 'peak-rss-line' });
+  if (c.tracedPeak !== null && c.tracedPeak > 0) marks.push({ value: c.tracedPeak, color: COLORS.traced, label: `traced peak ${bytes(c.tracedPeak)}`, cls: 'traced-peak-line' });
+  const placed = marks.map((m) => ({ ...m, y: y(m.value) - 6 })).sort((a, b) => a.y - b.y);
+  for (let i = 0; i < placed.length; i++) {
+    const prev = placed[i - 1];
+    placed[i]!.y = Math.max(placed[i]!.y, top + 10, prev ? prev.y + 14 : -Infinity);
   }
-  if (c.tracedPeak !== null && c.tracedPeak > 0) {
-    const near = c.peakRss !== null && Math.abs(y(c.tracedPeak) - y(c.peakRss)) < 16;
-    mark(c.tracedPeak, COLORS.traced, `traced peak ${bytes(c.tracedPeak)}`, 'traced-peak-line', !near);
+  for (const m of placed) {
+    const py = y(m.value);
+    out.push(`<line class="${m.cls}" x1="${left}" x2="${width - right}" y1="${n(py)}" y2="${n(py)}" stroke="${m.color}" stroke-dasharray="5 4" stroke-width="1.25"/>`);
+    out.push(`<text class="mark-label" x="${width - right - 4}" y="${n(m.y)}" text-anchor="end" fill="${m.color}">${esc(m.label)}</text>`);
   }
   const highest = samples.reduce<Sample | undefined>((best, s) => (s.rss !== null && (!best || s.rss > best.rss!) ? s : best), undefined);
   if (highest) {

@@ -119,7 +119,7 @@ ${r.hints.map((h) => `<div class="hint" data-hint="${esc(h.id)}"><strong>${esc(h
 </div></section>`);
   }
   body.push(`<section id="memory"><h2>Memory over time</h2>
-<p class="lead">Read every ${r.settings.intervalMs} ms while the script ran. The dashed lines mark the peaks; RSS includes what tracemalloc cannot see (the interpreter, C extensions, fragmentation).</p>
+<p class="lead">Read every ${Math.min(50, r.settings.intervalMs)} ms for the first two seconds, then every ${r.settings.intervalMs} ms. The dashed lines mark the peaks; RSS includes what tracemalloc cannot see (the interpreter, C extensions, fragmentation).</p>
 ${chartLegend(chartInput)}
 <div class="chart-wrap">${memoryChart(chartInput)}</div></section>`);
   body.push(`<section id="top"><h2>Top allocation sites</h2>
