@@ -89,11 +89,14 @@ describe('docs/memory.md examples', () => {
   it('uncollectable objects', async () => {
     const out = await run('uncollectable');
     assert.match(out, /^uncollectable: 0$/m);
-    assert.match(out, /gc\.garbage holds 6 objects/);
-    for (const user of ['ann', 'bob', 'cy']) assert.match(out, new RegExp(`Session: Session\\('${user}'\\)`));
-    assert.match(out, /^ {2}dict: \{'owner': Session/m);
-    assert.match(out, /^cleared: 6$/m);
-    assert.match(out, /^freed for good: 6$/m);
+    const held = num(out, /gc\.garbage holds (\d+) objects/);
+    assert.ok(held >= 6, out); // 3 sessions and their dicts, and whatever else became garbage meanwhile
+    for (const user of ['ann', 'bob', 'cy']) {
+      assert.match(out, new RegExp(`^  Session: Session\\('${user}'\\)$`, 'm'));
+      assert.match(out, new RegExp(`^  dict: \\{'owner': Session\\('${user}'\\)\\}$`, 'm'));
+    }
+    assert.equal(num(out, /^cleared: (\d+)$/m), held);
+    assert.ok(num(out, /^freed for good: (\d+)$/m) >= held);
   });
 
   it('troubleshooting', async () => {

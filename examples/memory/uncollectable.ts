@@ -12,6 +12,7 @@ const uncollectable = async () => (await ctx.memoryStats()).gcStats.reduce((n, g
 console.log('uncollectable:', await uncollectable());
 
 // 2. Find what a collection frees: with DEBUG_SAVEALL, collected objects go to gc.garbage instead of away.
+await ctx.gc(); // start from a clean slate: what is garbage already is not ours
 await ctx.gcSetDebug('DEBUG_SAVEALL');
 await ctx.exec(`
 class Session:
@@ -25,9 +26,10 @@ for user in ['ann', 'bob', 'cy']:
     Session(user)
 `);
 console.log('collected:', await ctx.gc());
-const garbage = await ctx.gcGarbage({ limit: 10, reprLength: 60 });
+const garbage = await ctx.gcGarbage({ limit: 100, reprLength: 60 });
 console.log(`gc.garbage holds ${garbage.count} objects`);
-for (const o of garbage.objects) console.log(`  ${o.type}: ${o.repr}`);
+// (Other garbage made meanwhile is saved too: show ours.)
+for (const o of garbage.objects.filter((g) => g.repr.includes('Session'))) console.log(`  ${o.type}: ${o.repr}`);
 console.log('uncollectable:', await uncollectable(), '(saved objects count as collected)');
 
 // 3. Done looking: turn the flag off and clear gc.garbage, so the objects can go.
