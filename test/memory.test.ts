@@ -122,7 +122,14 @@ describe('memory statistics', () => {
     const all = await p.memoryStats({ timeout: 200 });
     assert.equal(all.workers.length, 1);
     assert.ok(all.totals.rss > 1 * MB);
+    assert.deepEqual(all.workers[0]!.gcStats, []);
     void stuck;
+  });
+
+  it("reports the worker's memory cap", async () => {
+    const p = await pool({ maxMemory: '256MB' });
+    const [w] = (await p.memoryStats()).workers;
+    assert.equal(w!.memoryLimit, 256e6);
   });
 
   it('leaves out workers that are starting or exit meanwhile', async () => {

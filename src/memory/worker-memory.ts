@@ -41,6 +41,7 @@ interface PythonStats {
 }
 
 const TIMED_OUT = Symbol('timed out');
+const inflight = new WeakMap<PythonWorker, Promise<PythonStats>>();
 
 function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
@@ -56,9 +57,18 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OU
  * `timeout` ms (stuck in C with the GIL held), the Python-side fields are placeholders (see WorkerMemoryStats).
  */
 export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TIMEOUT): Promise<WorkerMemoryStats> {
-  const pending = control<PythonStats>(worker, 'stats');
+  // A request that has not been answered yet (the worker is stuck in C) is shared rather than repeated, so that
+  // polling a stuck worker does not pile requests up; its answer is as fresh as any, coming when Python runs.
+  let pending = inflight.get(worker);
+  if (!pending) {
+    pending = control<PythonStats>(worker, 'stats');
+    inflight.set(worker, pending);
+    const done = () => {
+      if (inflight.get(worker) === pending) inflight.delete(worker);
+    };
+    pending.then(done, done);
+  }
   const answer = await within(pending, timeout);
-  if (answer === TIMED_OUT) pending.catch(() => {}); // it answers (or fails) later: nobody waits for it
   const memory = worker.rss();
   const hostLimit = (worker as unknown as { memoryLimit?: number | null }).memoryLimit;
   const py = answer === TIMED_OUT ? undefined : answer;
