@@ -23,6 +23,7 @@ export interface StatusStream {
 
 const TTY_EVERY_MS = 250;
 const PLAIN_EVERY_MS = 5000;
+const REDRAW_MS = 40;
 
 /** The status text, e.g. `12.3s  RSS 45.1 MiB  traced 30.2 MiB (peak 31.0 MiB)  gc 120/11/1`. */
 export function statusText(f: StatusFigures): string {
@@ -37,6 +38,7 @@ export class StatusLine {
   readonly #mode: StatusMode;
   readonly #read: () => StatusFigures | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #redraw: NodeJS.Timeout | undefined;
   #shown = false;
   #atLineStart = true;
 
@@ -66,14 +68,24 @@ export class StatusLine {
     }
   }
 
-  /** After the script's output was written: note whether the cursor is at the start of a line. */
+  /** After the script's output was written: note whether the cursor is at the start of a line, and redraw soon. */
   wrote(text: string): void {
-    if (text) this.#atLineStart = text.endsWith('\n');
+    if (!text) return;
+    this.#atLineStart = text.endsWith('\n');
+    if (this.#mode === 'tty' && this.#timer && this.#atLineStart && !this.#redraw) {
+      this.#redraw = setTimeout(() => {
+        this.#redraw = undefined;
+        if (this.#timer && !this.#shown) this.#tick();
+      }, REDRAW_MS);
+      this.#redraw.unref();
+    }
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#redraw) clearTimeout(this.#redraw);
     this.#timer = undefined;
+    this.#redraw = undefined;
     this.clear();
   }
 
