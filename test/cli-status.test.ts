@@ -28,6 +28,7 @@ test('on a terminal: redrawn in place a few times a second, cleared before the s
     line.start();
     mock.timers.tick(1000);
     assert.equal(writes.length, 4);
+    // eslint-disable-next-line no-control-regex
     for (const w of writes) assert.match(w, /^\r\x1b\[2K.*pyworkers ▸ 12\.3s {2}RSS 45\.0 MiB/);
     writes.length = 0;
     line.clear();

@@ -31,6 +31,24 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
+/** Runs in the page (a string: the test files are typed without the DOM). */
+const INK = `async (sel) => {
+  const svg = document.querySelector(sel);
+  const w = svg.viewBox.baseVal.width, h = svg.viewBox.baseVal.height;
+  const url = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(new XMLSerializer().serializeToString(svg));
+  const img = new Image();
+  await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = reject; img.src = url; });
+  const canvas = document.createElement('canvas');
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, w, h);
+  ctx.drawImage(img, 0, 0, w, h);
+  const data = ctx.getImageData(0, 0, w, h).data;
+  let ink = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] < 235 || data[i + 1] < 235 || data[i + 2] < 235) ink++;
+  return ink / (w * h);
+}`;
+
 interface Opened {
   page: Page;
   errors: string[];
@@ -70,31 +88,7 @@ describe('HTML reports in Chromium', { skip, concurrency: 1 }, () => {
 
   /** Share of non-white pixels of the SVG `selector`, rendered onto a canvas in the page. */
   function inkOf(page: Page, selector: string): Promise<number> {
-    return page.evaluate(async (sel) => {
-      const svg = document.querySelector(sel) as SVGSVGElement;
-      const w = svg.viewBox.baseVal.width;
-      const h = svg.viewBox.baseVal.height;
-      const clone = svg.cloneNode(true) as SVGSVGElement;
-      // Inline the page's computed text styles are not needed: shapes carry their own colours.
-      const url = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(new XMLSerializer().serializeToString(clone))}`;
-      const img = new Image();
-      await new Promise((resolve, reject) => {
-        img.onload = resolve;
-        img.onerror = reject;
-        img.src = url;
-      });
-      const canvas = document.createElement('canvas');
-      canvas.width = w;
-      canvas.height = h;
-      const ctx = canvas.getContext('2d')!;
-      ctx.fillStyle = '#fff';
-      ctx.fillRect(0, 0, w, h);
-      ctx.drawImage(img, 0, 0, w, h);
-      const data = ctx.getImageData(0, 0, w, h).data;
-      let ink = 0;
-      for (let i = 0; i < data.length; i += 4) if (data[i]! < 235 || data[i + 1]! < 235 || data[i + 2]! < 235) ink++;
-      return ink / (w * h);
-    }, selector);
+    return page.evaluate(`(${INK})(${JSON.stringify(selector)})`);
   }
 
   test('the report of a leaky script: chart, top allocations, flame graph, no errors, nothing from the network', async () => {
