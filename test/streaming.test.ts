@@ -191,7 +191,9 @@ describe('the default pool py', () => {
       assert.deepEqual(items, [0, 1, 4, 9, 16]);
       await py.exec(GENERATORS);
       for await (const x of py.stream('__main__', 'tracked', [], { highWaterMark: 4 })) if (x === 2) break;
-      assert.deepEqual(await py.streamEval('iter(range(5))').toArray(), [0, 1, 2, 3, 4]);
+      const stream = py.streamEval('iter(range(5))') as unknown as { toArray(): Promise<number[]> };
+      assert.equal(typeof stream.toArray, 'function', 'py.streamEval() returns a stream with toArray(), like pool.streamEval()');
+      assert.deepEqual(await stream.toArray(), [0, 1, 2, 3, 4]);
     } finally {
       await py.close();
     }
