@@ -18,7 +18,7 @@ export interface GcGenerationStats {
  *
  * When the worker's Python side does not answer within the stats timeout (1 s by default: it is stuck in a C call
  * that holds the GIL), `rss`/`peakRss`/`pid`/`uptime`/`memoryLimit` are still real, `calls` is the host's count of
- * answered requests, and the rest are placeholders: `gcStats` is `[]` (a live CPython always reports 3
+ * answered requests, and the rest are placeholders: `gcStats` is `[]` (a live CPython always reports its
  * generations, so an empty `gcStats` is the sign), `gcCount` is `[0, 0, 0]`, `gcThreshold` is `[]`, `gcEnabled`
  * is `false`, and the traced-memory keys are absent.
  */
