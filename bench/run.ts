@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FloorClient, startFloor } from './floor/client.js';
 import { pinningAvailable, place, type Placement } from './lib/pin.js';
-import { backgroundCpu, fullGc, median, MiB, now, percentile, rssOf, runCalls, sequential, sleep, throughput, waitForQuiet } from './lib/measure.js';
+import { backgroundCpu, clean, fullGc, setRetryBudget, median, Watch, MiB, now, percentile, rssOf, runCalls, sequential, sleep, throughput, waitForQuiet } from './lib/measure.js';
 import { makeRow, markdownTable, notesList, PEERS, target, timeRatio, type PeerName, type Row } from './lib/report.js';
 import { DICT, INTS, sizedCall, SIZED, type Bridge, type Sized } from './lib/subject.js';
 import type { PeerResults } from './peers/run-peer.js';
@@ -75,18 +75,35 @@ function floorBridge(floors: FloorClient[]): Bridge {
   };
 }
 
-/** Run `a` and `b` alternately `rounds` times; returns both lists of results. */
-async function interleave<T>(rounds: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T[], T[]]> {
+/** Python processes this run owns while a phase runs (their CPU is ours, not interference). */
+const livePids = new Set<() => Array<number | undefined>>();
+const watch = new Watch(() => [...livePids].flatMap((f) => f()));
+/** Per row: the largest share of the machine other processes took during a kept measurement. */
+const disturbance: Record<string, number> = {};
+const noteDisturbance = (id: string, other: number) => (disturbance[id] = Math.max(disturbance[id] ?? 0, other));
+
+/** One measurement unit, repeated while other processes disturb it (see `clean`). */
+async function unit<T>(id: string, fn: () => Promise<T>, tries = 4): Promise<T> {
+  const r = await clean(watch, fn, tries);
+  noteDisturbance(id, r.other);
+  return r.value;
+}
+
+/** Run `a` and `b` alternately `rounds` times, each pair as one unit; returns both lists of results. */
+async function interleave<T>(id: string, rounds: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T[], T[]]> {
   const as: T[] = [];
   const bs: T[] = [];
   for (let i = 0; i < rounds; i++) {
-    if (i % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
-    } else {
-      bs.push(await b());
-      as.push(await a());
-    }
+    const [x, y] = await unit(id, async () => {
+      if (i % 2 === 0) {
+        const x = await a();
+        return [x, await b()] as const;
+      }
+      const y = await b();
+      return [await a(), y] as const;
+    });
+    as.push(x);
+    bs.push(y);
   }
   return [as, bs];
 }
@@ -95,6 +112,7 @@ const raw: Record<string, unknown> = {};
 const pyw: Record<string, number | string> = {};
 const flr: Record<string, number | string> = {};
 
+setRetryBudget(QUICK ? 0 : 90_000);
 // Other processes on a 2-CPU machine skew every row: wait a little for a quiet machine, and record what was seen.
 const busyBefore = QUICK ? await backgroundCpu(300) : await waitForQuiet(0.15, 60_000, log);
 
@@ -108,6 +126,7 @@ log('start-up ...');
   pyw.startupCold = now() - t0;
   await first.close();
   const [floorTimes, poolTimes] = await interleave(
+    'startup',
     N.startups,
     async () => {
       t0 = now();
@@ -147,6 +166,7 @@ const pool1 = await lib.createPool(poolOptions());
 const pool2 = await lib.createPool(poolOptions({ workers: 2 }));
 const floor1 = await startFloor(python);
 const floor2 = [await startFloor(python), await startFloor(python)];
+livePids.add(() => [floor1.pid, ...floor2.map((f) => f.pid), ...[pool1, pool2].flatMap((p) => p.stats().perWorker.map((w) => w.pid))]);
 const P1 = poolBridge(pool1);
 const P2 = poolBridge(pool2);
 const F1 = floorBridge([floor1]);
@@ -162,10 +182,11 @@ for (const placement of ['same', 'separate'] as const) {
   pinMain(placement);
   await sequential(() => F1.ping(), 2000);
   await sequential(() => P1.ping(), 2000);
-  const [f, p] = await interleave(N.rounds, () => sequential(() => F1.ping(), N.latency), () => sequential(() => P1.ping(), N.latency));
+  const key = placement === 'same' ? 'Same' : 'Sep';
+  const [f, p] = await interleave(`latency${key}Median`, N.rounds, () => sequential(() => F1.ping(), N.latency), () => sequential(() => P1.ping(), N.latency));
+  noteDisturbance(`latency${key}P99`, disturbance[`latency${key}Median`]!);
   const fs = f.flat();
   const ps = p.flat();
-  const key = placement === 'same' ? 'Same' : 'Sep';
   flr[`latency${key}Median`] = median(fs) * 1000;
   flr[`latency${key}P99`] = percentile(fs, 99) * 1000;
   pyw[`latency${key}Median`] = median(ps) * 1000;
@@ -180,7 +201,7 @@ for (const [name, F, P] of [['1', F1, P1], ['2', F2, P2]] as const) {
   pinMain(name === '1' ? 'separate' : 'free');
   await throughput(() => F.ping(), 64, 200);
   await throughput(() => P.ping(), 64, 200);
-  const [f, p] = await interleave(N.rounds, () => throughput(() => F.ping(), 64, N.tputMs), () => throughput(() => P.ping(), 64, N.tputMs));
+  const [f, p] = await interleave(`tput${name}`, N.rounds, () => throughput(() => F.ping(), 64, N.tputMs), () => throughput(() => P.ping(), 64, N.tputMs));
   flr[`tput${name}`] = median(f);
   pyw[`tput${name}`] = median(p);
   raw[`callsPerSec64_${name}worker`] = { floor: f, pyworkers: p };
@@ -194,8 +215,6 @@ pinMain('same');
 for (const kind of SIZED) {
   const p = sizedCall(P1, kind)!;
   const f = sizedCall(F1, kind);
-  const ps: number[] = [];
-  const fs: number[] = [];
   const time = async (call: () => Promise<unknown>, into: number[]) => {
     const t0 = performance.now();
     await call();
@@ -205,10 +224,22 @@ for (const kind of SIZED) {
     await p();
     if (f) await f();
   }
-  for (let i = 0; i < N.sized; i++) {
-    if (f && i % 2 === 1) await time(f, fs);
-    await time(p, ps);
-    if (f && i % 2 === 0) await time(f, fs);
+  // In units of 10 pairs, each repeated while disturbed.
+  const ps: number[] = [];
+  const fs: number[] = [];
+  for (let done = 0; done < N.sized; done += 10) {
+    const [p10, f10] = await unit(kind, async () => {
+      const pp: number[] = [];
+      const ff: number[] = [];
+      for (let i = done; i < Math.min(N.sized, done + 10); i++) {
+        if (f && i % 2 === 1) await time(f, ff);
+        await time(p, pp);
+        if (f && i % 2 === 0) await time(f, ff);
+      }
+      return [pp, ff] as const;
+    });
+    ps.push(...p10);
+    fs.push(...f10);
   }
   pyw[kind] = median(ps);
   if (f) flr[kind] = median(fs);
@@ -230,8 +261,9 @@ pinMain('separate');
   const rates: number[] = [];
   const big: number[] = [];
   for (let i = 0; i < 3; i++) {
-    rates.push(await consume());
-    big.push(await consume(16384));
+    const [a, b] = await unit('stream', async () => [await consume(), await consume(16384)] as const);
+    rates.push(a);
+    big.push(b);
   }
   pyw.stream = median(rates);
   raw.streamItemsPerSec = { highWaterMark1024: rates, highWaterMark16384: big };
@@ -245,17 +277,22 @@ log('interrupts ...');
   const rejects: number[] = [];
   const answers: number[] = [];
   for (let i = 0; i < N.interrupts; i++) {
-    const deadline = now() + TIMEOUT;
-    try {
-      await pool1.call('benchfns', 'spin', [], { timeout: TIMEOUT });
-      throw new Error('spin() returned');
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_TIMEOUT') throw error;
-    }
-    rejects.push(now() - deadline);
-    await pool1.call('benchfns', 'echo', [1]);
-    answers.push(now() - deadline);
+    const [rejected, answered] = await unit('interruptReject', async () => {
+      const deadline = now() + TIMEOUT;
+      try {
+        await pool1.call('benchfns', 'spin', [], { timeout: TIMEOUT });
+        throw new Error('spin() returned');
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_TIMEOUT') throw error;
+      }
+      const rejected = now() - deadline;
+      await pool1.call('benchfns', 'echo', [1]);
+      return [rejected, now() - deadline] as const;
+    }, 3);
+    rejects.push(rejected);
+    answers.push(answered);
   }
+  noteDisturbance('interruptAnswer', disturbance.interruptReject!);
   pyw.interruptReject = median(rejects);
   pyw.interruptAnswer = median(answers);
   raw.interruptMs = { rejection: rejects, answering: answers, restarts: pool1.stats().restarts };
@@ -268,13 +305,17 @@ pinMain('free');
   const times: number[] = [];
   for (let i = 0; i < N.respawns; i++) {
     await pool1.call('benchfns', 'echo', [1]);
-    const pid = pool1.stats().perWorker[0]!.pid!;
-    const replaced = once(pool1, 'workerStart');
-    const t0 = now();
-    process.kill(pid, 'SIGKILL');
-    await replaced;
-    await pool1.call('benchfns', 'echo', [1]);
-    times.push(now() - t0);
+    times.push(
+      await unit('respawn', async () => {
+        const pid = pool1.stats().perWorker[0]!.pid!;
+        const replaced = once(pool1, 'workerStart');
+        const t0 = now();
+        process.kill(pid, 'SIGKILL');
+        await replaced;
+        await pool1.call('benchfns', 'echo', [1]);
+        return now() - t0;
+      }, 3),
+    );
   }
   pyw.respawn = median(times);
   raw.respawnMs = times;
@@ -319,18 +360,24 @@ log('monitoring cost ...');
     for (let i = 0; i < N.monitorRounds; i++) {
       const a = await lib.createPool(poolOptions());
       const b = await lib.createPool(poolOptions({ monitor: { interval: 100 } }));
-      place('separate', [a.stats().perWorker[0]?.pid, b.stats().perWorker[0]?.pid]);
+      const pids = () => [a.stats().perWorker[0]?.pid, b.stats().perWorker[0]?.pid];
+      livePids.add(pids);
+      place('separate', pids());
       const A = poolBridge(a);
       const B = poolBridge(b);
       await throughput(() => A.ping(), 64, 150);
       await throughput(() => B.ping(), 64, 150);
-      if (i % 2 === 0) {
-        plain.push(await throughput(() => A.ping(), 64, N.tputMs));
-        mon.push(await throughput(() => B.ping(), 64, N.tputMs));
-      } else {
-        mon.push(await throughput(() => B.ping(), 64, N.tputMs));
-        plain.push(await throughput(() => A.ping(), 64, N.tputMs));
-      }
+      const [x, y] = await unit('monitor', async () => {
+        if (i % 2 === 0) {
+          const x = await throughput(() => A.ping(), 64, N.tputMs);
+          return [x, await throughput(() => B.ping(), 64, N.tputMs)] as const;
+        }
+        const y = await throughput(() => B.ping(), 64, N.tputMs);
+        return [await throughput(() => A.ping(), 64, N.tputMs), y] as const;
+      });
+      plain.push(x);
+      mon.push(y);
+      livePids.delete(pids);
       await Promise.all([a.close(), b.close()]);
     }
     const costs = plain.map((p, i) => (1 - mon[i]! / p) * 100);
@@ -349,6 +396,7 @@ if (PEERS_ON) {
   mkdirSync(tmp, { recursive: true });
   for (const name of PEERS) {
     log(`peer ${name} ...`);
+    if (!QUICK) await waitForQuiet(0.15, 20_000, log);
     const out = path.join(tmp, `${name}.json`);
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'peers', 'run-peer.ts'), name], {
       cwd: ROOT,
@@ -428,6 +476,18 @@ const add = (row: Row) => (rows.push(row), row);
   r.targets.push({ text: '< 5 %', met: typeof pyw.monitor === 'number' ? pyw.monitor < 5 : undefined });
 }
 
+for (const row of rows) {
+  const hits = [
+    ...(disturbance[row.id] !== undefined ? [['pyworkers and the floor', disturbance[row.id]!] as const] : []),
+    ...PEERS.map((n) => [n, peers[n]?.disturbance?.[row.id] ?? 0] as const),
+  ].filter(([, other]) => other > 0.1);
+  if (hits.length > 0) {
+    row.label += ' ⚠';
+    const what = hits.map(([who, other]) => `${who} (${(other * 100).toFixed(0)} %)`).join(', ');
+    row.note = `${row.note ? `${row.note} ` : ''}⚠ Disturbed: other processes took a share of the machine during a kept measurement of ${what}, after up to 4 tries.`;
+  }
+}
+
 function ratioCheck(v: number | undefined, ok: (v: number) => boolean): boolean | undefined {
   return v === undefined ? undefined : ok(v);
 }
@@ -470,7 +530,7 @@ const missed = rows.flatMap((r) => r.targets.filter((t) => t.met === false).map(
 if (missed.length) console.log(`\nMissed targets:\n${missed.map((m) => `- ${m}`).join('\n')}`);
 
 if (WRITE) {
-  const results = { date, quick: QUICK, machine, peers: Object.fromEntries(PEERS.map((n) => [n, peers[n] ?? null])), rows, raw, runSeconds: elapsed };
+  const results = { date, quick: QUICK, machine, disturbance, peers: Object.fromEntries(PEERS.map((n) => [n, peers[n] ?? null])), rows, raw, runSeconds: elapsed };
   mkdirSync(path.join(HERE, 'results'), { recursive: true });
   writeFileSync(path.join(HERE, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   const docPath = path.join(ROOT, 'docs', 'benchmarks.md');

@@ -1,7 +1,7 @@
 /**
  * What every measured thing (pyworkers, the floor, each peer) offers, and the measures they share.
  */
-import { median, percentile, repeat, sequential, throughput } from './measure.js';
+import { clean, median, percentile, repeat, sequential, throughput, type Watch } from './measure.js';
 import type { Placement } from './pin.js';
 
 /** One started bridge to Python. Optional methods are rows that do not apply. */
@@ -74,6 +74,8 @@ export interface CommonResults {
   dictOut?: number;
   dictIn?: number;
   idleRssMiB?: number;
+  /** Per measure: the largest share of the machine other processes took during a kept measurement. */
+  disturbance?: Record<string, number>;
 }
 
 /**
@@ -84,27 +86,35 @@ export async function measureAlone(
   bridge: Bridge,
   opts: { latencyCount: number; throughputMs: number; rounds: number; sizedBudgetMs: number },
   place: (placement: Placement) => void,
+  watch: Watch,
 ): Promise<CommonResults> {
   const out: CommonResults = {};
+  const disturbance: Record<string, number> = (out.disturbance = {});
+  const unit = async <T>(id: string, fn: () => Promise<T>): Promise<T> => {
+    const r = await clean(watch, fn);
+    disturbance[id] = Math.max(disturbance[id] ?? 0, r.other);
+    return r.value;
+  };
   for (const placement of ['same', 'separate'] as const) {
     place(placement);
     const samples: number[] = [];
     await sequential(() => bridge.ping(), 500);
-    for (let r = 0; r < opts.rounds; r++) samples.push(...(await sequential(() => bridge.ping(), opts.latencyCount)));
     const key = placement === 'same' ? 'Same' : 'Sep';
+    for (let r = 0; r < opts.rounds; r++) samples.push(...(await unit(`latency${key}Median`, () => sequential(() => bridge.ping(), opts.latencyCount))));
     out[`latency${key}Median`] = median(samples) * 1000;
     out[`latency${key}P99`] = percentile(samples, 99) * 1000;
+    disturbance[`latency${key}P99`] = disturbance[`latency${key}Median`]!;
   }
   place('separate');
   const rates: number[] = [];
   await throughput(() => bridge.ping(), 64, 200);
-  for (let r = 0; r < opts.rounds; r++) rates.push(await throughput(() => bridge.ping(), 64, opts.throughputMs));
+  for (let r = 0; r < opts.rounds; r++) rates.push(await unit('tput1', () => throughput(() => bridge.ping(), 64, opts.throughputMs)));
   out.callsPerSec64 = median(rates);
   place('same');
   for (const kind of SIZED) {
     const call = sizedCall(bridge, kind);
     if (!call) continue;
-    out[kind] = median(await repeat(call, { reps: 30, warmup: 2, budgetMs: opts.sizedBudgetMs, min: 5 }));
+    out[kind] = median(await unit(kind, () => repeat(call, { reps: 30, warmup: 2, budgetMs: opts.sizedBudgetMs, min: 5 })));
   }
   place('free');
   return out;

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { median, MiB, now, rssOf, sequential, sleep } from '../lib/measure.js';
+import { median, MiB, now, rssOf, sequential, setRetryBudget, sleep, Watch } from '../lib/measure.js';
 import { place } from '../lib/pin.js';
 import { measureAlone, type Bridge, type CommonResults } from '../lib/subject.js';
 
@@ -40,6 +40,7 @@ function packageVersion(pkg: string): string {
 }
 
 async function main(): Promise<PeerResults> {
+  setRetryBudget(quick ? 0 : 30_000);
   const out: PeerResults = { name };
   try {
     out.version = packageVersion(name);
@@ -79,7 +80,7 @@ async function main(): Promise<PeerResults> {
   const b = bridge!;
   const inProcess = name === 'node-calls-python';
   const pin = (placement: Parameters<typeof place>[0]) => place(placement, [b.pythonPid?.()], inProcess);
-  Object.assign(out, await measureAlone(b, { latencyCount: quick ? 500 : 2000, throughputMs: quick ? 200 : 500, rounds: quick ? 1 : 3, sizedBudgetMs: quick ? 300 : 1500 }, pin));
+  Object.assign(out, await measureAlone(b, { latencyCount: quick ? 500 : 2000, throughputMs: quick ? 200 : 500, rounds: quick ? 1 : 3, sizedBudgetMs: quick ? 300 : 1500 }, pin, new Watch(() => [b.pythonPid?.()])));
   if (peer.syncPing) {
     const ping = peer.syncPing();
     out.syncLatencyMedian = median(await sequential(async () => ping(), quick ? 1000 : 10000, 1000)) * 1000;
