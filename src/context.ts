@@ -88,7 +88,7 @@ export class Context {
       await job.promise;
     } finally {
       worker.contexts.delete(this.id);
-      this.#core.contextClosed(worker, this.id);
+      this.#core.unpinned(worker);
     }
   }
 
@@ -132,6 +132,7 @@ export class Context {
         submit: (job) => this.worker().send(job),
         sendTo: (worker, job) => worker.send(job),
         registered: (stream, open) => (open ? this.#core.streams.add(stream) : this.#core.streams.delete(stream)),
+        unpinned: (worker) => this.#core.unpinned(worker),
       },
       (credit) => ({ ...open(credit), pinned: true }),
       { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal },

@@ -2,9 +2,10 @@
  * `py`: a pool created on first use with the default options. It never keeps a finished script alive (idle
  * workers hold no reference on the event loop) and its workers end with the process.
  */
-import type { CallOptions, StreamOptions } from './options.js';
+import { resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
 import { createPool, type Pool } from './pool.js';
-import type { PyStream } from './stream.js';
+import { requestStreamCall, requestStreamEval, type Request } from './requests.js';
+import { PyStream } from './stream.js';
 
 let pool: Promise<Pool> | undefined;
 
@@ -16,13 +17,20 @@ function defaultPool(): Promise<Pool> {
   return pool;
 }
 
-async function* streamFrom<T>(open: (p: Pool) => PyStream<T>): AsyncGenerator<T, void, undefined> {
-  const stream = open(await defaultPool());
-  try {
-    yield* stream;
-  } finally {
-    await stream.close();
-  }
+/** A stream on the default pool, which may still be starting: its first step waits for it. */
+function deferredStream<T>(open: (credit: number) => Request, options: StreamOptions | undefined): PyStream<T> {
+  const o = resolveCallOptions(options, true);
+  const later = (fn: (p: Pool) => void) => void defaultPool().then(fn, () => {});
+  return new PyStream<T>(
+    {
+      submit: (job) => defaultPool().then((p) => p.core.submit(job)),
+      sendTo: (worker, job) => worker.send(job),
+      registered: (stream, opened) => later((p) => (opened ? p.core.streams.add(stream) : p.core.streams.delete(stream))),
+      unpinned: (worker) => later((p) => p.core.unpinned(worker)),
+    },
+    (credit) => ({ ...open(credit), pinned: false }),
+    { highWaterMark: o.highWaterMark, timeout: o.timeout, signal: o.signal },
+  );
 }
 
 export const py = {
@@ -37,11 +45,12 @@ export const py = {
   exec(code: string, options?: CallOptions): Promise<void> {
     return defaultPool().then((p) => p.exec(code, options));
   },
-  stream<T = any>(module: string, fn: string, args?: unknown[], options?: StreamOptions): AsyncGenerator<T, void, undefined> {
-    return streamFrom((p) => p.stream<T>(module, fn, args, options));
+  stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
+    const kwargs = options?.kwargs;
+    return deferredStream((credit) => requestStreamCall(0, module, fn, args, kwargs, credit), options);
   },
-  streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): AsyncGenerator<T, void, undefined> {
-    return streamFrom((p) => p.streamEval<T>(code, locals, options));
+  streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
+    return deferredStream((credit) => requestStreamEval(0, code, locals ?? undefined, credit), options);
   },
   /** Close the default pool (a later use creates a new one). */
   async close(): Promise<void> {

@@ -22,8 +22,8 @@ export function errorFromReply(value: unknown, workerId: number): Error {
   return new PythonError({ type, module, message, traceback: detail }, workerId);
 }
 
-export function decodePayload(flags: number, buf: Buffer, start: number, end: number): unknown {
-  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0);
+export function decodePayload(flags: number, buf: Buffer, start: number, end: number, wrapper = false): unknown {
+  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0, wrapper);
 }
 
 export abstract class Job {

@@ -99,7 +99,10 @@ export interface PoolCore {
   track(job: CallJob): void;
   streams: Set<PyStream<unknown>>;
   nextContextId(): number;
-  contextClosed(worker: PythonWorker, id: number): void;
+  /** A context closed or a stream settled on `worker`: retire it if that was all that kept it. */
+  unpinned(worker: PythonWorker): void;
+  /** Send a job through the pool's queue. */
+  submit(job: Job): void;
   /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
   setWorkerInit(key: string, value: unknown): void;
 }
@@ -152,7 +155,11 @@ export class Pool extends EventEmitter<PoolEvents> {
       track: (job) => this.#track(job),
       streams: this.#streams,
       nextContextId: () => this.#nextContextId++,
-      contextClosed: (worker) => this.#afterContextClosed(worker),
+      unpinned: (worker) => this.#afterUnpinned(worker),
+      submit: (job) => {
+        this.#checkOpen();
+        this.#enqueue(job);
+      },
       setWorkerInit: (key, value) => {
         if (value === undefined) delete this.#workerInit[key];
         else this.#workerInit[key] = value;
@@ -400,12 +407,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#checkOpen();
     return new PyStream<T>(
       {
-        submit: (job) => {
-          this.#checkOpen();
-          this.#enqueue(job);
-        },
+        submit: (job) => this.core.submit(job),
         sendTo: (worker, job) => worker.send(job),
         registered: (stream, open) => (open ? this.#streams.add(stream) : this.#streams.delete(stream)),
+        unpinned: (worker) => this.#afterUnpinned(worker),
       },
       (credit) => ({ ...open(credit), pinned: false }),
       { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#options.timeout || undefined), signal: o.signal },
@@ -466,8 +471,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     return best;
   }
 
-  #afterContextClosed(worker: PythonWorker): void {
-    if (worker.retireWhenFree && worker.contexts.size === 0) void this.#retire(worker, worker.retireWhenFree);
+  #afterUnpinned(worker: PythonWorker): void {
+    if (worker.retireWhenFree && worker.contexts.size === 0 && worker.streams === 0) void this.#retire(worker, worker.retireWhenFree);
   }
 
   // ------------------------------------------------------------------ recycling
@@ -505,8 +510,8 @@ export class Pool extends EventEmitter<PoolEvents> {
    */
   async #retire(worker: PythonWorker, reason: RecycleReason, rss = worker.rss()?.rss): Promise<void> {
     if (this.#closing || worker.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return;
-    if (worker.contexts.size > 0) {
-      worker.retireWhenFree = reason;
+    if (worker.contexts.size > 0 || worker.streams > 0) {
+      worker.retireWhenFree = reason; // contexts and open streams keep their state: retire when they end
       return;
     }
     worker.retireWhenFree = undefined;

@@ -16,8 +16,8 @@ export function requestCall(ctx: number, module: string, fn: string, args: unkno
       enc.number(ctx);
       enc.str(module);
       enc.str(fn);
-      enc.value(args, 'args');
-      enc.value(kwargs ?? null, 'kwargs');
+      enc.value(args, 'args', true);
+      enc.value(kwargs ?? null, 'kwargs', true);
     }),
   };
 }
@@ -29,7 +29,7 @@ export function requestEval(ctx: number, code: string, locals: Record<string, un
       enc.tupleHeader(3);
       enc.number(ctx);
       enc.str(code);
-      enc.value(locals ?? null, 'locals');
+      enc.value(locals ?? null, 'locals', true);
     }),
   };
 }
@@ -53,8 +53,8 @@ export function requestStreamCall(ctx: number, module: string, fn: string, args:
       enc.number(ctx);
       enc.str(module);
       enc.str(fn);
-      enc.value(args, 'args');
-      enc.value(kwargs ?? null, 'kwargs');
+      enc.value(args, 'args', true);
+      enc.value(kwargs ?? null, 'kwargs', true);
       enc.number(credit);
     }),
   };
@@ -67,7 +67,7 @@ export function requestStreamEval(ctx: number, code: string, locals: Record<stri
       enc.tupleHeader(4);
       enc.number(ctx);
       enc.str(code);
-      enc.value(locals ?? null, 'locals');
+      enc.value(locals ?? null, 'locals', true);
       enc.number(credit);
     }),
   };

@@ -11,11 +11,13 @@ import { encodeRequest, type PythonWorker } from './worker.js';
 
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
-  submit(job: Job): void;
+  submit(job: Job): void | Promise<void>;
   /** Send a follow-up job to the stream's worker. */
   sendTo(worker: PythonWorker, job: Job): void;
-  /** Remove a job that waits in the pool's queue. */
+  /** The stream opened (is counted among the pool's streams) or settled. */
   registered?(stream: PyStream<unknown>, open: boolean): void;
+  /** The stream no longer holds state on `worker` (which may now be recycled). */
+  unpinned?(worker: PythonWorker): void;
 }
 
 interface Waiter<T> {
@@ -86,6 +88,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   #pythonDone = false; // Python dropped the iterator (exhausted, failed, or the worker is gone)
   #waiter: Waiter<T> | undefined;
   #worker: PythonWorker | undefined;
+  /** Counted in its worker's `streams` (which keeps the worker from being recycled under it). */
+  #pinned = false;
   #sid = 0;
   #step: StepJob | undefined;
   #outstanding = 0;
@@ -170,16 +174,19 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       return;
     }
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
-    const { kind, frame, flags, pinned } = this.#open();
-    const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>);
-    this.#outstanding = this.#highWaterMark;
-    this.#step = job;
-    this.#host.registered?.(this as PyStream<unknown>, true);
-    try {
-      this.#host.submit(job);
-    } catch (error) {
+    const failed = (error: unknown) => {
       this.#step = undefined;
       this.#fail(error);
+    };
+    try {
+      const { kind, frame, flags, pinned } = this.#open();
+      const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>);
+      this.#outstanding = this.#highWaterMark;
+      this.#step = job;
+      this.#host.registered?.(this as PyStream<unknown>, true);
+      this.#host.submit(job)?.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   }
 
@@ -192,6 +199,10 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     if (job.kind !== Kind.STREAM_MORE) {
       this.#worker = job.worker;
       this.#sid = job.id;
+      if (this.#worker && !this.#pinned) {
+        this.#pinned = true;
+        this.#worker.streams++;
+      }
       if (this.#timeout && !this.#timer) {
         this.#timer = setTimeout(() => {
           this.#closing ??= this.#shutdown(new TimeoutError(this.#timeout!, 'Python stream'));
@@ -208,7 +219,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     if (this.settled) return last;
     let value: unknown;
     try {
-      value = decodePayload(flags, buf, start, end);
+      value = decodePayload(flags, buf, start, end, kind !== Kind.ERROR);
     } catch (error) {
       this.#ended = true;
       this.#deliverError(error);
@@ -299,6 +310,11 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   #finish(): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.#pinned && this.#worker) {
+      this.#pinned = false;
+      this.#worker.streams--;
+      this.#host.unpinned?.(this.#worker);
+    }
     this.#items = [];
     this.#head = 0;
     if (this.#timer) clearTimeout(this.#timer);

@@ -71,6 +71,8 @@ export class PythonWorker {
   completed = 0;
   /** Open contexts pinned here. */
   readonly contexts = new Set<number>();
+  /** Open streams whose Python iterator lives here. */
+  streams = 0;
   /** Calls answered (the start-up handshake not counted). */
   served = 0;
   /** When it last answered a request (ms since the epoch). */

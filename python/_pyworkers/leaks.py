@@ -63,6 +63,7 @@ def find_leaks(workload, iterations, warmup, frames, limit):
         tracemalloc.stop()
     tracemalloc.start(frames)
     try:
+        _snapshot()  # fills the caches the snapshots themselves use (fnmatch's compiled patterns), not measured
         for _ in range(warmup):
             run()
         first = _by_traceback(_snapshot())

@@ -121,15 +121,18 @@ def _convert(obj, depth, active):
     return view.tobytes()
 
 
-def dumps(obj):
-    """Encode a result for the host: (payload, flags). Raises Unconvertible."""
+def dumps(obj, wrapper=False):
+    """Encode a result for the host: (payload, flags). Raises Unconvertible.
+
+    With `wrapper`, obj is a container of user values (a batch of stream items) whose level does not count.
+    """
     try:
         return _dumps(obj, MARSHAL_VERSION), 0
     except ValueError as e:
         if 'nested' in str(e):
             raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
     try:
-        converted = _convert(obj, 0, set())
+        converted = _convert(obj, -1 if wrapper else 0, set())
     except RecursionError:
         raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
     try:
@@ -143,7 +146,10 @@ def _untag(obj, depth):
     if t is complex:
         if _datetime is None:
             _load_datetime()
-        return _epoch + _timedelta(milliseconds=obj.real)
+        try:
+            return _epoch + _timedelta(milliseconds=obj.real)
+        except OverflowError:
+            raise Unconvertible("a Date outside Python's datetime range (years 1 to 9999)", 'Date') from None
     if t is list:
         for i, item in enumerate(obj):
             if type(item) not in _ATOMS:

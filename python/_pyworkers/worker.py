@@ -179,7 +179,7 @@ class Worker:
             items = batch[:]
             del batch[:]
             try:
-                payload, flags = dumps(items)
+                payload, flags = dumps(items, True)
             except BaseException:
                 batch[:0] = items
             else:
@@ -519,7 +519,7 @@ class Worker:
         """Send the items and empty the batch (in place: the alarm handler shares the list)."""
         self.in_user = False
         try:
-            payload, flags = dumps(items)
+            payload, flags = dumps(items, True)
         except Unconvertible as exc:
             # deliver the items before the one that cannot be converted; it becomes items[0]
             bad = exc.path[-1] if exc.path and type(exc.path[-1]) is int else 0

@@ -23,11 +23,12 @@ let ext = false;
 let refs: unknown[] = [];
 
 /**
- * Decode one marshal value from `buf[start, end)`. With `extended`, `complex(ms, 0.0)` is a tagged Date.
+ * Decode one marshal value from `buf[start, end)`. With `extended`, `complex(ms, 0.0)` is a tagged Date. With
+ * `wrapper`, the root is a container of user values (a batch of stream items) whose level does not count.
  * @throws ConversionError for Python types without a JavaScript counterpart, cycles, nesting deeper than MAX_DEPTH
  *   and malformed or truncated data.
  */
-export function decode(buf: Buffer, start: number, end: number, extended: boolean): unknown {
+export function decode(buf: Buffer, start: number, end: number, extended: boolean, wrapper = false): unknown {
   if (!(start >= 0 && start <= end && end <= buf.length)) {
     throw new ConversionError(`invalid range [${start}, ${end}) of a ${buf.length}-byte buffer`);
   }
@@ -36,7 +37,7 @@ export function decode(buf: Buffer, start: number, end: number, extended: boolea
   E = end;
   ext = extended;
   try {
-    const v = read(0);
+    const v = read(wrapper ? -1 : 0);
     if (P !== E) throw new ConversionError(`bad marshal data: ${E - P} unexpected bytes after the value`);
     return v;
   } catch (e) {

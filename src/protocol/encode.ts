@@ -11,6 +11,9 @@ import { kTuple } from './tuple.js';
 
 /** Deepest nesting of containers accepted in either direction. */
 export const MAX_DEPTH = 1000;
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z, the range of Python's datetime, in ms since the epoch. */
+const PY_DATETIME_MIN = -62135596800000;
+const PY_DATETIME_MAX = 253402300799999;
 
 // marshal type codes
 const T_NULL = 0x30; // '0'
@@ -159,12 +162,14 @@ export class Encoder {
   }
 
   /**
-   * Append one value. `path` names the root in error messages (e.g. `'args'`).
+   * Append one value. `path` names the root in error messages (e.g. `'args'`). With `wrapper`, the root is a
+   * container of user values (an argument list, a kwargs or locals dict) whose own level does not count towards
+   * MAX_DEPTH, so a user value may itself be MAX_DEPTH levels deep.
    * @throws ConversionError for anything without a Python counterpart, cycles and nesting deeper than MAX_DEPTH.
    */
-  value(v: unknown, path: string): void {
+  value(v: unknown, path: string, wrapper = false): void {
     try {
-      this.any(v, 0);
+      this.any(v, wrapper ? -1 : 0);
     } catch (e) {
       this.stack.length = 0;
       throw toConversionError(e, path);
@@ -474,6 +479,9 @@ export class Encoder {
   private date(v: Date, d: number): void {
     const t = v.getTime();
     if (t !== t) throw new Failure('an invalid Date cannot be sent to Python', d);
+    if (t < PY_DATETIME_MIN || t > PY_DATETIME_MAX) {
+      throw new Failure(`a Date outside Python's datetime range (years 1 to 9999) cannot be sent to Python: ${v.toISOString()}`, d);
+    }
     this.ensure(17);
     this.buf[this.pos++] = T_BINARY_COMPLEX;
     this.double(t);
