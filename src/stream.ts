@@ -161,6 +161,11 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     throw error;
   }
 
+  /** `await using stream = pool.stream(...)`: closed at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** Close the stream: no item arrives after; the Python iterator is closed. */
   close(): Promise<void> {
     if (!this.#closing) this.#closing = this.#shutdown(undefined);

@@ -51,6 +51,13 @@ describe('hard memory cap per worker', () => {
     });
   }
 
+  it('shows the cap in memoryStats() as memoryLimit', async () => {
+    const capped = await pool({ maxMemory: '256MB' });
+    assert.equal((await capped.memoryStats()).workers[0]!.memoryLimit, 256e6);
+    const free = await pool();
+    assert.equal((await free.memoryStats()).workers[0]!.memoryLimit, null);
+  });
+
   it('lets allocations under the cap through', async () => {
     const p = await pool({ maxMemory: '256MB' });
     assert.equal(await p.eval('len(b"x" * (100 * 2**20))'), 100 * MiB);

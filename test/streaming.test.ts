@@ -715,3 +715,16 @@ describe('examples', () => {
     }
   });
 });
+
+describe('await using', () => {
+  test('closes the stream (and its Python iterator) at the end of the block', async () => {
+    const p = await pool();
+    await p.exec('closed = []\ndef rows():\n    try:\n        yield from range(10**9)\n    finally:\n        closed.append(True)');
+    {
+      await using rows = p.stream('__main__', 'rows');
+      const first = await rows.next();
+      assert.equal(first.value, 0);
+    }
+    assert.deepEqual(await p.eval('closed'), [true]);
+  });
+});
