@@ -13,18 +13,10 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from '../src/index.js';
-import { alive, pool, sleep, until } from './helpers.js';
+import { alive, pool, sleep, until, rejection } from './helpers.js';
 
 const BUSY = 'sum(1 for _ in iter(int, 1))'; // never ends, pure bytecode
 
-async function rejection(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('timeouts', () => {
   it('rejects at the deadline with ERR_TIMEOUT and the worker is reusable at once', async () => {

@@ -26,19 +26,11 @@ import {
   type OutputEvent,
   type Pool,
 } from '../src/index.js';
-import { alive, pool, sleep, until } from './helpers.js';
+import { alive, pool, sleep, until, rejection } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const INDEX = path.join(ROOT, 'src', 'index.ts');
 
-async function rejection(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** A PythonError of the given type, still a PyWorkersError with code ERR_PYTHON. */
 function pythonError(type: string, message?: RegExp) {

@@ -2,6 +2,7 @@
  * Shared by the test files: every pool is created through `pool()` and destroyed after each test, so a
  * failing test cannot leave workers behind or hang the suite.
  */
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { afterEach } from 'node:test';
 import { createPool, type Pool, type PoolOptions } from '../src/index.js';
@@ -47,4 +48,14 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 5000, 
     await sleep(step);
   }
   return check();
+}
+
+/** The error `promise` rejects with (fails the test when it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<any> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected a rejection');
 }

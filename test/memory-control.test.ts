@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createPool, PythonError, type RecycleEvent } from '../src/index.js';
-import { pool, sleep, until } from './helpers.js';
+import { pool, sleep, until, rejection } from './helpers.js';
 
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -14,14 +14,6 @@ function rssOf(pid: number): number {
 
 const MiB = 1024 * 1024;
 
-async function rejection(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('hard memory cap per worker', () => {
   it('validates maxMemory and names the option', async () => {

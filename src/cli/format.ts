@@ -2,20 +2,12 @@
  * Formatting of figures for people: sizes, durations, counts, paths, and plain-text tables.
  */
 import path from 'node:path';
+import { formatBytes } from '../util/size.js';
 
 /** `1.5 MiB`; `–` for a missing value. */
 export function bytes(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
-  const sign = value < 0 ? '-' : '';
-  let n = Math.abs(value);
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  if (i === 0) return `${sign}${Math.round(n)} B`;
-  return `${sign}${n.toFixed(n >= 100 ? 0 : 1)} ${units[i]}`;
+  return formatBytes(Math.round(value));
 }
 
 /** `850 ms`, `2.41 s`, `3 min 05 s`. */
