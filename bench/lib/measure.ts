@@ -2,7 +2,7 @@
  * Timing helpers: samples, medians, percentiles, and calls kept in flight.
  * Times are in milliseconds (performance.now()) unless a name says otherwise.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
@@ -212,4 +212,21 @@ export async function clean<T>(watch: Watch, fn: () => Promise<T>, tries = 4, th
     retryBudget -= now() - t1;
   }
   return best;
+}
+
+/** CPU time (ns) a process's threads have used, from /proc/<pid>/task/<tid>/schedstat. */
+export function cpuNs(pid: number): number {
+  let total = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      } catch {
+        // thread gone
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return total;
 }
