@@ -539,7 +539,7 @@ const header = `${date.slice(0, 10)} · ${machine.cpu}, ${machine.cores} cores, 
   ` · other processes' CPU use ${machine.otherCpuBeforePercent} % before, ${machine.otherCpuAfterPercent} % after the run` +
   (pinningAvailable ? '' : ' · CPU pinning not available') + (QUICK ? ' · **--quick run (not for figures)**' : '');
 const peerLine = PEERS.map((n) => `${n} ${peers[n]?.version ?? '—'}${peers[n]?.error ? ` (${peers[n].error})` : ''}`).join(', ');
-const legend = 'Each cell: the figure, and in brackets how pyworkers compares with it (“2.0× faster”: pyworkers takes half the time, or does twice the calls). The floor is a minimal Python child speaking length-prefixed frames on fds 3/4, one write per message, with a minimal Node client (bench/floor).';
+const legend = 'Each cell: the figure, and in brackets how pyworkers compares with it (“2.0× faster”: pyworkers takes half the time, or does twice the calls). The floor is a minimal Python child speaking length-prefixed frames on fds 3/4, one write per message, with a minimal Node client (bench/floor). ⁽ⁿ⁾: see the notes under the table; ⚠: disturbed by other processes.';
 const table = markdownTable(rows);
 const notes = notesList(rows);
 const elapsed = (now() - started) / 1000;
