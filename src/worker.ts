@@ -97,6 +97,7 @@ export class PythonWorker {
   #nextControlId = 1;
   #stderrTail = '';
   #referenced = true;
+  #unrefScheduled = false;
   #exitInfo: WorkerExitInfo | undefined;
   readonly exited: Promise<WorkerExitInfo>;
   #resolveExited!: (info: WorkerExitInfo) => void;
@@ -267,12 +268,28 @@ export class PythonWorker {
 
   /** Keep the Node process alive only while this worker has work. */
   #updateRef(): void {
-    const busy = this.state === 'starting' || this.state === 'retiring' || this.sent.length > 0 || this.#controlRequests.size > 0;
-    if (busy === this.#referenced || this.state === 'exited') return;
-    this.#referenced = busy;
+    if (this.state === 'exited') return;
+    if (this.#busy()) {
+      if (!this.#referenced) this.#setRef(true);
+    } else if (this.#referenced && !this.#unrefScheduled) {
+      // Unref a turn later: a caller that sends its next call right after an answer costs no ref/unref pair.
+      this.#unrefScheduled = true;
+      setImmediate(() => {
+        this.#unrefScheduled = false;
+        if (this.#referenced && !this.#busy() && this.state !== 'exited') this.#setRef(false);
+      });
+    }
+  }
+
+  #busy(): boolean {
+    return this.state === 'starting' || this.state === 'retiring' || this.sent.length > 0 || this.#controlRequests.size > 0;
+  }
+
+  #setRef(on: boolean): void {
+    this.#referenced = on;
     const handles = [this.#child, this.#data, this.#control, this.#child.stdout, this.#child.stderr] as Array<{ ref(): void; unref(): void } | null>;
     for (const handle of handles) {
-      if (busy) handle?.ref();
+      if (on) handle?.ref();
       else handle?.unref();
     }
   }

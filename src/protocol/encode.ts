@@ -235,7 +235,8 @@ export class Encoder {
   // ---- internals -------------------------------------------------------------------------------------------------
 
   private grow(need: number): void {
-    const size = Math.max(need, 2 * this.buf.length, INITIAL_SIZE);
+    // Slack past `need`, so that a large value followed by a few bytes does not grow (and copy) twice.
+    const size = Math.max(need + (need >> 2) + 64, 2 * this.buf.length, INITIAL_SIZE);
     const nb = Buffer.allocUnsafeSlow(size);
     this.buf.copy(nb, 0, 0, this.pos);
     this.buf = nb;
@@ -386,7 +387,19 @@ export class Encoder {
     let i = 0;
     try {
       if (hashable) for (; i < n; i++) this.hashable(a[i], d + 1);
-      else for (; i < n; i++) this.any(a[i], d + 1);
+      else {
+        this.ensure(5 * Math.min(n, 1 << 20)); // room for n small ints: the common case of numeric arrays
+        for (; i < n; i++) {
+          const x = a[i];
+          // Fast path: an int32 that is not -0, written inline.
+          if (typeof x === 'number' && (x | 0) === x && (x !== 0 || 1 / x > 0)) {
+            if (this.pos + 5 > this.buf.length) this.grow(this.pos + 5);
+            this.header(T_INT, x);
+          } else {
+            this.any(x, d + 1);
+          }
+        }
+      }
     } catch (e) {
       throw segment(e, d, `[${i}]`);
     }
