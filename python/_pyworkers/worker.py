@@ -204,29 +204,13 @@ class Worker:
         if len(inbuf) >= P.HEADER_SIZE:
             total = int.from_bytes(inbuf[:4], 'little') + 4
             if total >= BIG_FRAME:
-                self.read_big_frame(total)
+                P.read_big_frame(DATA_FD, inbuf, total, self.pending)
                 return
         data = os.read(DATA_FD, READ_SIZE)
         if not data:
             os._exit(0)  # the host is gone
         inbuf += data
         P.parse_frames(inbuf, self.pending)
-
-    def read_big_frame(self, total):
-        """Read the rest of a large frame into a buffer of its own: one copy, not three."""
-        inbuf = self.inbuf
-        frame = bytearray(total)
-        have = len(inbuf)
-        frame[:have] = inbuf
-        inbuf.clear()
-        view = memoryview(frame)
-        while have < total:
-            n = os.readv(DATA_FD, (view[have:],))
-            if not n:
-                os._exit(0)  # the host is gone
-            have += n
-        _, kind, flags, rid = P.HEADER.unpack_from(frame)
-        self.pending.append((kind, flags, rid, view[P.HEADER_SIZE:]))
 
     def serve(self):
         pending = self.pending
