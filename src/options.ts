@@ -69,7 +69,7 @@ export interface CallOptions {
 
 /** Options of streams: those of calls, plus flow control. */
 export interface StreamOptions extends CallOptions {
-  /** How many items the worker may produce ahead of the consumer. @default 1024 */
+  /** How many items the worker may produce ahead of the consumer. @default 2048 */
   highWaterMark?: number;
 }
 
@@ -102,7 +102,7 @@ export const DEFAULTS = {
   startTimeout: 30_000,
   closeTimeout: 30_000,
   forwardOutput: true,
-  highWaterMark: 1024,
+  highWaterMark: 2048,
 } as const;
 
 const POOL_KEYS = new Set<string>([

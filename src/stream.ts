@@ -92,6 +92,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   #pinned = false;
   #sid = 0;
   #step: StepJob | undefined;
+  /** A follow-up step sent while `#step` runs, so that the worker goes on producing without a round trip. */
+  #next: StepJob | undefined;
   #outstanding = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -260,7 +262,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   }
 
   #stepEnded(): void {
-    this.#step = undefined;
+    this.#step = this.#next;
+    this.#next = undefined;
     const notify = this.#onStepEnd;
     this.#onStepEnd = undefined;
     notify?.();
@@ -281,14 +284,20 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     }
   }
 
+  /**
+   * Grant the worker more credit once there is room for half a window: buffered items plus items granted and not
+   * yet received never exceed `highWaterMark`. A grant may be sent while a step still runs (at most one queued
+   * behind it), so a fast consumer does not wait for a round trip at each window.
+   */
   #maybeRequestMore(): void {
-    if (this.#ended || this.#step || this.#closing || !this.#worker || this.#outstanding > 0) return;
+    if (this.#ended || this.#closing || !this.#worker || this.#next) return;
     const buffered = this.#items.length - this.#head;
-    if (buffered > this.#highWaterMark / 2) return;
+    const credit = this.#highWaterMark - buffered - this.#outstanding;
+    if (credit < this.#highWaterMark / 2) return;
     const worker = this.#worker;
     if (worker.state === 'exited') {
       // The worker died while the stream was paused: its iterator is gone.
-      if (!this.#pythonDone) {
+      if (!this.#step && !this.#pythonDone) {
         this.#pythonDone = true;
         void worker.exited.then((info) => {
           this.#ended = true;
@@ -297,12 +306,12 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       }
       return;
     }
-    const credit = this.#highWaterMark - buffered;
     const { frame, flags } = encodeRequest((enc) => enc.value(credit, 'credit'));
     const job = new StepJob(Kind.STREAM_MORE, frame, flags, true, this as PyStream<unknown>);
     job.id = this.#sid;
-    this.#outstanding = credit;
-    this.#step = job;
+    this.#outstanding += credit;
+    if (this.#step) this.#next = job;
+    else this.#step = job;
     this.#host.sendTo(worker, job);
   }
 

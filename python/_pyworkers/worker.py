@@ -30,7 +30,17 @@ RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _perf_counter = time.perf_counter
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
 _header = P.HEADER.pack
-_STREAM_ANSWERED = object()
+
+
+class _StepEnd:
+    """What a stream step returns: its last frame, sent by execute() once the step is no longer interruptible."""
+
+    __slots__ = ('stream', 'kind', 'items')
+
+    def __init__(self, stream, kind, items):
+        self.stream = stream
+        self.kind = kind
+        self.items = items
 
 
 def write_all(fd, parts):
@@ -185,18 +195,24 @@ class Worker:
                 self.arm_late_flush()
             return
         batch = self.batch
-        if batch:
-            items = batch[:]
-            del batch[:]
-            try:
-                payload, flags = dumps(items, True)
-            except BaseException:
-                batch[:0] = items
-            else:
-                self.out.add(P.ITEMS, flags, self.batch_sid, payload)
-        self.out.flush()
-        if batch is not None:
-            self.arm_late_flush()
+        armed = self.armed
+        self.armed = False  # an interrupt must not cut a frame in half: it is raised after the write
+        try:
+            if batch:
+                items = batch[:]
+                del batch[:]
+                try:
+                    payload, flags = dumps(items, True)
+                except BaseException:
+                    batch[:0] = items
+                else:
+                    self.out.add(P.ITEMS, flags, self.batch_sid, payload)
+            self.out.flush()
+            if batch is not None:
+                self.arm_late_flush()
+        finally:
+            if armed:
+                self.rearm()
 
     # ---------------------------------------------------------------- main loop
     def read_more(self):
@@ -260,7 +276,9 @@ class Worker:
         self.batch = None
         self.current = 0
         if failure is None:
-            if result is not _STREAM_ANSWERED:
+            if type(result) is _StepEnd:
+                self.end_step(rid, result)
+            else:
                 self.send_result(rid, result)
         elif failure.__class__ is MemoryError:
             # Drop the exception (and the frames that hold what filled memory) before anything allocates.
@@ -439,8 +457,7 @@ class Worker:
     def do_stream_more(self, sid, credit):
         stream = self.streams.get(sid)
         if stream is None:  # ended or closed meanwhile
-            self.out.add(P.ITEMS_END, 0, sid, b'[\x00\x00\x00\x00')
-            return _STREAM_ANSWERED
+            return _StepEnd(None, P.ITEMS_END, [])
         stream.credit += credit
         stream.granted += credit
         return self.stream_step(sid, stream)
@@ -477,7 +494,7 @@ class Worker:
             path[-1] += stream.granted - stream.credit - len(items)
 
     def stream_step(self, sid, stream):
-        """Produce up to the stream's credit of items; answers with ITEMS frames.
+        """Produce up to the stream's credit of items: ITEMS frames on the way, the last one returned as a _StepEnd.
 
         Items go out in batches: when a batch is full, and (through the late-flush alarm) when the iterator takes
         longer than LATE_FLUSH for its next item, so a slow generator's items arrive one by one.
@@ -521,16 +538,25 @@ class Worker:
                     self.refuse_item(sid, stream, items, exc)
                     raise
             raise
+        return _StepEnd(stream, kind, items)
+
+    def end_step(self, sid, end):
+        """Send a stream step's last frame. execute() calls this after the step left the interruptible region, so
+        that an interrupt landing now cannot give the step a second ending."""
         try:
-            self.send_items(sid, kind, items)
+            self.send_items(sid, end.kind, end.items)
         except Unconvertible as exc:
-            self.refuse_item(sid, stream, items, exc)
-            raise
-        return _STREAM_ANSWERED
+            if end.stream is not None:
+                self.refuse_item(sid, end.stream, end.items, exc)
+            self.send_failure(sid, exc)
 
     def send_items(self, sid, kind, items):
-        """Send the items and empty the batch (in place: the alarm handler shares the list)."""
-        self.in_user = False
+        """Send the items and empty the batch (in place: the alarm handler shares the list).
+
+        Not interruptible: an interrupt must not cut a frame in half. One that arrives meanwhile is raised after.
+        """
+        armed = self.armed
+        self.in_user = self.armed = False
         try:
             payload, flags = dumps(items, True)
         except Unconvertible as exc:
@@ -544,9 +570,22 @@ class Worker:
         del items[:]
         out = self.out
         out.add(kind, flags, sid, payload)
+        # Items go out at once, the step's last frame too: a request queued behind the step (the next grant of
+        # credit) must not hold items that the host could already hand out, nor lose them if it crashes.
+        out.flush()
         if kind == P.ITEMS:
-            out.flush()
             self.in_user = True
+        if armed:
+            self.rearm()
+
+    def rearm(self):
+        """Make the running request interruptible again, raising an interrupt that arrived meanwhile."""
+        self.armed = True
+        rid = self.current
+        if rid in self.cancelled:
+            self.cancelled.discard(rid)
+            self.interrupted = rid
+            raise KeyboardInterrupt
 
     # ---------------------------------------------------------------- start
     def handshake(self):
