@@ -557,6 +557,10 @@ if (WRITE) {
   let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n\n<!-- results:start -->\n<!-- results:end -->\n';
   doc = doc.replace(/<!-- results:start[^]*?<!-- results:end -->/, () => section);
   writeFileSync(docPath, doc);
-  log(`wrote bench/results/latest.json and docs/benchmarks.md`);
+  const readmePath = path.join(ROOT, 'README.md');
+  const readme = readFileSync(readmePath, 'utf8');
+  const summary = `<!-- bench:start (written by npm run bench) -->\n${header}\n\n${legend}\n\n${table}\n<!-- bench:end -->`;
+  writeFileSync(readmePath, readme.replace(/<!-- bench:start[^]*?<!-- bench:end -->/, () => summary));
+  log(`wrote bench/results/latest.json, docs/benchmarks.md and the table in README.md`);
 }
 process.exit(0);
