@@ -5,6 +5,7 @@ batched into as few writes as latency allows. A second thread serves the control
 statistics, collections and tracing, so that they never wait behind user code.
 """
 import builtins
+import marshal
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from .values import Unconvertible, dumps, loads
 
 DATA_FD = 3
 CONTROL_FD = 4
-READ_SIZE = 1 << 18
+READ_SIZE = 1 << 18  # read into a buffer allocated once: a fresh 256 KiB bytes per read costs an mmap/munmap
 IOV_MAX = 512
 FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
 FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
@@ -28,6 +29,8 @@ STREAM_BATCH = 2048    # at most this many stream items per frame
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _perf_counter = time.perf_counter
+_marshal_loads = marshal.loads
+_marshal_dumps = marshal.dumps
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
 _header = P.HEADER.pack
 
@@ -131,6 +134,8 @@ class Worker:
         self.main = main_namespace
         self.out = Writer(DATA_FD)
         self.inbuf = bytearray()
+        self.read_buffer = bytearray(READ_SIZE)
+        self.read_view = memoryview(self.read_buffer)
         self.pending = deque()
         self.namespaces = {}
         self.streams = {}
@@ -153,15 +158,16 @@ class Worker:
         self.worker_id = 0
         self.config = {}
         self.memory_limit = None
-        self.handlers = {
-            P.CALL: self.on_call,
-            P.EVAL: self.on_eval,
-            P.EXEC: self.on_exec,
-            P.STREAM_CALL: self.on_stream_call,
-            P.STREAM_EVAL: self.on_stream_eval,
-            P.STREAM_MORE: self.on_stream_more,
-            P.STREAM_CLOSE: self.on_stream_close,
-            P.CONTEXT_CLOSE: self.on_context_close,
+        # request kind -> action(rid, request), run by execute()
+        self.actions = {
+            P.CALL: self.do_call,
+            P.EVAL: self.do_eval,
+            P.EXEC: self.do_exec,
+            P.STREAM_CALL: self.do_stream_call,
+            P.STREAM_EVAL: self.do_stream_eval,
+            P.STREAM_MORE: self.do_stream_more,
+            P.STREAM_CLOSE: self.do_stream_close,
+            P.CONTEXT_CLOSE: self.do_context_close,
         }
 
     # ---------------------------------------------------------------- interrupts
@@ -222,16 +228,17 @@ class Worker:
             if total >= BIG_FRAME:
                 P.read_big_frame(DATA_FD, inbuf, total, self.pending)
                 return
-        data = os.read(DATA_FD, READ_SIZE)
-        if not data:
+        n = os.readv(DATA_FD, (self.read_buffer,))
+        if not n:
             os._exit(0)  # the host is gone
-        inbuf += data
+        inbuf += self.read_view[:n]
         P.parse_frames(inbuf, self.pending)
 
     def serve(self):
         pending = self.pending
         out = self.out
-        handlers = self.handlers
+        actions = self.actions
+        execute = self.execute
         while True:
             if not pending:
                 out.flush()
@@ -245,11 +252,11 @@ class Worker:
                     out.flush()
                 else:
                     self.arm_late_flush()
-            handler = handlers.get(kind)
-            if handler is None:
+            action = actions.get(kind)
+            if action is None:
                 self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
             else:
-                handler(flags, rid, payload)
+                execute(rid, flags, payload, action)
             payload = None  # a big request's bytes must not outlive it while the worker waits for the next one
 
     def execute(self, rid, flags, payload, action):
@@ -262,7 +269,7 @@ class Worker:
                 self.interrupted = rid
                 raise KeyboardInterrupt
             self.armed = True
-            request = loads(payload, flags)
+            request = _marshal_loads(payload) if not flags else loads(payload, flags)
             self.in_user = True
             result = action(rid, request)
             if type(result) not in _PLAIN and hasattr(result, '__await__'):
@@ -309,7 +316,11 @@ class Worker:
     # ---------------------------------------------------------------- replies
     def send_result(self, rid, result):
         try:
-            payload, flags = dumps(result)
+            try:
+                payload = _marshal_dumps(result, P.MARSHAL_VERSION)
+                flags = 0
+            except ValueError:  # not plain marshal data: convert (or refuse) what the type table covers
+                payload, flags = dumps(result)
         except Unconvertible as e:
             self.send_error(rid, ('conversion', e.type_name or '', '', e.reason, e.where('result')))
             return
@@ -399,35 +410,11 @@ class Worker:
         exec(compile(code, '<exec>', 'exec'), self.namespace(ctx))
         return None
 
-    def on_call(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_call)
-
-    def on_eval(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_eval)
-
-    def on_exec(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_exec)
-
-    def on_context_close(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_context_close)
-
     def do_context_close(self, rid, ctx):
         self.namespaces.pop(ctx, None)
         return None
 
     # ---------------------------------------------------------------- streams
-    def on_stream_call(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_stream_call)
-
-    def on_stream_eval(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_stream_eval)
-
-    def on_stream_more(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_stream_more)
-
-    def on_stream_close(self, flags, rid, payload):
-        self.execute(rid, flags, payload, self.do_stream_close)
-
     def do_stream_call(self, rid, req):
         ctx, module, name, args, kwargs, credit = req
         fn = self.resolve(ctx, module, name)
