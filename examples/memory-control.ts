@@ -2,26 +2,31 @@
  * Memory control in one script: a hard cap, recycling, pressure monitoring and the leak finder.
  * Run: node --import tsx examples/memory-control.ts
  */
-import { createPool, formatBytes, PythonError } from '../src/index.js';
+import { createPool, formatBytes, PythonError, type PressureEvent } from '../src/index.js';
 
 await using pool = await createPool({
   workers: 1,
-  maxMemory: '256MB',
-  recycle: { maxRss: '200MB' },
+  maxMemory: '1GB',
+  recycle: { maxRss: '300MB' },
   monitor: { interval: 100, rssWarning: '150MB' },
 });
 
 // 1. A call that overflows the cap fails with MemoryError; the worker serves on.
 try {
-  await pool.eval('b"x" * (1024 * 2**20)');
+  await pool.eval('b"x" * (2 * 2**30)');
 } catch (error) {
   if (error instanceof PythonError) console.log(`cap: ${error.type}, then 1 + 1 = ${await pool.eval('1 + 1')}`);
 }
 
-// 2. Pressure events, then recycling of a worker that grew past maxRss.
-pool.once('pressure', (e) => console.log(`pressure: ${e.reason} ${formatBytes(e.value)} > ${formatBytes(e.limit)}`));
-const recycled = new Promise((resolve) => pool.once('recycle', resolve));
+// 2. A pressure event past rssWarning, then recycling of the worker once it grows past maxRss.
+const pressure = new Promise<PressureEvent>((resolve) => pool.once('pressure', resolve));
 await pool.eval('globals().__setitem__("big", [0] * (25 * 10**6))'); // ~200 MB of list
+const keepAlive = setTimeout(() => {}, 10_000); // the monitor's own timer does not keep Node alive
+const warning = await pressure;
+clearTimeout(keepAlive);
+console.log(`pressure: ${warning.reason} ${formatBytes(warning.value)} > ${formatBytes(warning.limit)}`);
+const recycled = new Promise((resolve) => pool.once('recycle', resolve));
+await pool.eval('globals().__setitem__("bigger", [1] * (25 * 10**6))'); // ~200 MB more
 const event = (await recycled) as { reason: string; rss: number };
 console.log(`recycled: ${event.reason} at ${formatBytes(event.rss)}`);
 

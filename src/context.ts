@@ -3,7 +3,7 @@
  */
 import { ArgumentError, ContextClosedError, ContextLostError } from './errors.js';
 import { CallJob } from './job.js';
-import { resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
+import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
 import type { PoolCore } from './pool.js';
 import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from './requests.js';
 import { PyStream } from './stream.js';
@@ -40,8 +40,7 @@ export class Context {
   call<T = any>(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<T> {
     return this.#run(() => {
       const o = resolveCallOptions(options, false);
-      if (!Array.isArray(args)) throw new ArgumentError('args must be an array');
-      return [requestCall(this.id, module, fn, args, o.kwargs), o];
+      return [requestCall(this.id, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), o];
     }) as Promise<T>;
   }
 
@@ -49,8 +48,7 @@ export class Context {
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
     return this.#run(() => {
       const o = resolveCallOptions(options, false);
-      if (typeof code !== 'string') throw new ArgumentError('code must be a string');
-      return [requestEval(this.id, code, locals ?? undefined), o];
+      return [requestEval(this.id, checkCode(code), checkLocals(locals)), o];
     }) as Promise<T>;
   }
 
@@ -58,20 +56,25 @@ export class Context {
   async exec(code: string, options?: CallOptions): Promise<void> {
     await this.#run(() => {
       const o = resolveCallOptions(options, false);
-      if (typeof code !== 'string') throw new ArgumentError('code must be a string');
-      return [requestExec(this.id, code), o];
+      if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
+      return [requestExec(this.id, checkCode(code)), o];
     });
   }
 
   /** Stream the items of `module.fn(*args, **kwargs)` from this context's worker. */
   stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true);
+    const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
+    checkString(module, 'module');
+    checkString(fn, 'fn');
+    checkArgs(args);
     return this.#stream((credit) => requestStreamCall(this.id, module, fn, args, o.kwargs, credit), o);
   }
 
   /** Stream the items of an expression evaluated in this context's namespace. */
   streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
     const o = resolveCallOptions(options, true);
+    checkCode(code);
+    checkLocals(locals);
     return this.#stream((credit) => requestStreamEval(this.id, code, locals ?? undefined, credit), o);
   }
 

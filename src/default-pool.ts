@@ -19,7 +19,7 @@ function defaultPool(): Promise<Pool> {
 
 /** A stream on the default pool, which may still be starting: its first step waits for it. */
 function deferredStream<T>(open: (credit: number) => Request, options: StreamOptions | undefined): PyStream<T> {
-  const o = resolveCallOptions(options, true);
+  const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
   const later = (fn: (p: Pool) => void) => void defaultPool().then(fn, () => {});
   return new PyStream<T>(
     {

@@ -36,6 +36,8 @@ export abstract class Job {
   interrupted = false;
   /** Set by the pool while the job waits in its queue. */
   dequeue: (() => void) | undefined;
+  /** An idle worker is asking this job's worker to give it back. */
+  stealing = false;
   #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(

@@ -233,3 +233,22 @@ export function resolveCallOptions(options: CallOptions | StreamOptions | undefi
     highWaterMark: o.highWaterMark === undefined ? DEFAULTS.highWaterMark : checkInteger(o.highWaterMark, 'options.highWaterMark', 1),
   };
 }
+
+/** The arguments of a call: an array. */
+export function checkArgs(args: unknown): unknown[] {
+  if (!Array.isArray(args)) throw new ArgumentError(`args must be an array, got ${args === null ? 'null' : typeof args}`);
+  return args;
+}
+
+/** Python source: a string. */
+export function checkCode(code: unknown): string {
+  if (typeof code !== 'string') throw new ArgumentError(`code must be a string, got ${typeof code}`);
+  return code;
+}
+
+/** Local variables of an eval: a plain object, or nothing. */
+export function checkLocals(locals: unknown): Record<string, unknown> | undefined {
+  if (locals === undefined || locals === null) return undefined;
+  if (typeof locals !== 'object' || Array.isArray(locals)) throw new ArgumentError('locals must be a plain object');
+  return locals as Record<string, unknown>;
+}

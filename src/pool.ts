@@ -5,11 +5,11 @@ import { EventEmitter } from 'node:events';
 import { ArgumentError, PoolClosedError, QueueFullError, WorkerStartError, type WorkerExitInfo } from './errors.js';
 import { Context } from './context.js';
 import { CallJob, type Job } from './job.js';
-import { checkString, resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from './options.js';
+import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from './options.js';
 import { Kind } from './protocol/frames.js';
 import { resolvePython, type PythonInfo } from './python.js';
 import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval } from './requests.js';
-import { PyStream } from './stream.js';
+import { failedStream, PyStream } from './stream.js';
 import { PythonWorker, type WorkerConfig } from './worker.js';
 import { trackWorker } from './exit-guard.js';
 import { MemoryMonitor, type MemoryEvent, type PressureEvent } from './memory/monitor.js';
@@ -39,7 +39,7 @@ export interface PoolStats {
   busy: number;
   /** Ready workers with nothing to do. */
   idle: number;
-  /** Calls waiting for a worker. */
+  /** Calls waiting to run: in the pool's queue, or sent ahead to a busy worker. */
   queued: number;
   /** Calls that succeeded. */
   completed: number;
@@ -62,7 +62,7 @@ export interface OutputEvent {
 }
 
 /** Why a worker was retired. */
-export type RecycleReason = 'maxRss' | 'maxCalls' | 'idle' | 'manual';
+export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
 
 export interface RecycleEvent {
   workerId: number;
@@ -135,9 +135,13 @@ export class Pool extends EventEmitter<PoolEvents> {
   #idleWaiters: Array<() => void> = [];
   #version = '';
   #idleTimer: NodeJS.Timeout | undefined;
+  /** With recycling: a worker started ahead, out of rotation, that takes a retired worker's place at once. */
+  #spare: (PythonWorker & { ready: Promise<unknown> }) | undefined;
   #monitor: MemoryMonitor | undefined;
   /** Extra settings every new worker receives at start (e.g. tracemalloc). */
   readonly #workerInit: Record<string, unknown> = {};
+  /** Workers that were told to trace at start (the others learn it when they enter rotation). */
+  readonly #tracingAtSpawn = new WeakSet<PythonWorker>();
   /** @internal */
   readonly core: PoolCore;
 
@@ -170,6 +174,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** @internal */
   async start(): Promise<void> {
     const starting = Array.from({ length: this.#options.workers }, () => this.#spawn());
+    this.#ensureSpare();
+    if (this.#spare) starting.push(this.#spare);
     const results = await Promise.allSettled(starting.map((w) => w.ready));
     const failure = results.find((r) => r.status === 'rejected');
     if (failure) {
@@ -227,7 +233,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const request = requestExec(0, checkCode(code));
     const pending = { request, options: o };
     this.#pendingExecs.add(pending);
-    const jobs = this.#workers
+    const jobs = [...this.#workers, ...(this.#spare ? [this.#spare] : [])]
       .filter((w) => w.state === 'starting' || w.state === 'ready')
       .map((worker) => this.#sendExec(worker, pending));
     try {
@@ -247,7 +253,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
   stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true);
+    const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
     checkString(module, 'module');
     checkString(fn, 'fn');
     checkArgs(args);
@@ -309,7 +315,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       workers: live.length,
       busy: live.filter((w) => w.load > 0).length,
       idle: live.filter((w) => w.state === 'ready' && w.load === 0).length,
-      queued: this.#queue.length,
+      queued: this.#waiting(),
       completed: this.#completed,
       failed: this.#failed,
       restarts: this.#restarts,
@@ -343,6 +349,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       clearTimeout(timer);
       if (!finished) return this.#forceClose();
       for (const stream of this.#streams) stream.abandon();
+      this.#spare?.kill('closed');
       await Promise.all(this.#workers.map((w) => w.terminate()));
     })();
     return this.#closed;
@@ -367,6 +374,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const error = new PoolClosedError('The pool was destroyed');
     for (const job of this.#queue.splice(0)) failJob(job, error);
     for (const stream of this.#streams) stream.abandon();
+    this.#spare?.kill('pool destroyed');
     const exits = this.#workers.map((w) => {
       for (const job of w.sent) failJob(job, error);
       w.kill('pool destroyed');
@@ -404,7 +412,11 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #newStream<T>(open: (credit: number) => { frame: Buffer; flags: number; kind: number }, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
-    this.#checkOpen();
+    try {
+      this.#checkOpen();
+    } catch (error) {
+      return failedStream<T>(error); // a closed pool: the stream rejects when read, as calls reject
+    }
     return new PyStream<T>(
       {
         submit: (job) => this.core.submit(job),
@@ -418,15 +430,18 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #enqueue(job: Job, front = false): void {
-    if (this.#queue.length === 0) {
-      const worker = this.#pick();
-      if (worker) {
-        worker.send(job);
-        return;
-      }
+    const worker = this.#queue.length === 0 ? this.#pick() : undefined;
+    if (worker && worker.load === 0) {
+      worker.send(job); // starts at once
+      return;
     }
-    if (!front && this.#queue.length >= this.#options.maxQueue) {
+    // It will wait (sent ahead behind another call, or in the queue): that counts against maxQueue.
+    if (!front && this.#waiting() >= this.#options.maxQueue) {
       failJob(job, new QueueFullError(this.#options.maxQueue));
+      return;
+    }
+    if (worker) {
+      worker.send(job);
       return;
     }
     if (front) this.#queue.unshift(job);
@@ -437,6 +452,56 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (at >= 0) this.#queue.splice(at, 1);
     };
     this.#dispatch();
+  }
+
+  /**
+   * An idle worker takes over a call that waits behind a running one on another worker (calls are sent ahead to
+   * busy workers for throughput; a long call must not hold up the calls behind it while a worker is free). The
+   * other worker gives the call back only if it has not started it ('revoke' on its control channel), so a call
+   * never runs twice.
+   */
+  #steal(idle: PythonWorker): void {
+    if (this.#queue.length > 0 || idle.load > 0 || idle.state !== 'ready' || idle.stealing || this.#closing) return;
+    let victim: PythonWorker | undefined;
+    for (const w of this.#workers) {
+      if (w !== idle && w.load > 1 && (!victim || w.load > victim.load)) victim = w;
+    }
+    if (!victim) return;
+    let job: CallJob | undefined;
+    for (let i = victim.sent.length - 1; i >= 1; i--) {
+      const candidate = victim.sent[i];
+      if (candidate instanceof CallJob && candidate.retryable && !candidate.settled && !candidate.stealing) {
+        job = candidate;
+        break;
+      }
+    }
+    if (!job) return;
+    const from = victim;
+    const stolen = job;
+    stolen.stealing = idle.stealing = true;
+    from.control('revoke', [stolen.id]).then(
+      (revoked) => {
+        idle.stealing = stolen.stealing = false;
+        const at = from.sent.indexOf(stolen);
+        if (revoked === true && at > 0) {
+          from.sent.splice(at, 1);
+          stolen.worker = undefined;
+          stolen.id = 0;
+          if (!stolen.settled) this.#enqueue(stolen, true);
+        }
+        this.#steal(idle);
+      },
+      () => {
+        idle.stealing = stolen.stealing = false;
+      },
+    );
+  }
+
+  /** Calls waiting to run: in the pool's queue, or sent ahead to a worker behind the call it runs. */
+  #waiting(): number {
+    let waiting = this.#queue.length;
+    for (const worker of this.#workers) if (worker.load > 1) waiting += worker.load - 1;
+    return waiting;
   }
 
   #dispatch(): void {
@@ -454,12 +519,17 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** The ready worker with the fewest requests in flight, if one has room. */
   #pick(): PythonWorker | undefined {
     let best: PythonWorker | undefined;
+    let retiring: PythonWorker | undefined; // due for retirement: used only when no other worker has room
     for (const worker of this.#workers) {
       if (worker.state !== 'ready' || worker.load >= this.#options.pipelineDepth) continue;
+      if (worker.replacing) {
+        if (!retiring || worker.load < retiring.load) retiring = worker;
+        continue;
+      }
       if (!best || worker.load < best.load) best = worker;
       if (worker.load === 0) break;
     }
-    return best;
+    return best ?? retiring;
   }
 
   #pickForContext(): PythonWorker | undefined {
@@ -499,35 +569,59 @@ export class Pool extends EventEmitter<PoolEvents> {
     const now = Date.now();
     for (const worker of this.#workers) {
       if (worker.state === 'ready' && worker.load === 0 && worker.served > 0 && !worker.replacing && now - worker.lastActive >= idleTimeout) {
-        void this.#retire(worker, 'idle');
+        void this.#retire(worker, 'idleTimeout');
       }
     }
   }
 
   /**
-   * Retire `worker`: a replacement starts first; once it is ready the old worker takes no new calls, finishes
-   * those it has, and ends. A worker with open contexts is retired when they close.
+   * Retire `worker`: its replacement (the spare, started ahead, or a new worker) takes its place; the old worker
+   * takes no new calls, finishes those it has, and ends. A worker with open contexts or streams is retired when
+   * they end.
    */
-  async #retire(worker: PythonWorker, reason: RecycleReason, rss = worker.rss()?.rss): Promise<void> {
-    if (this.#closing || worker.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return;
+  #retire(worker: PythonWorker, reason: RecycleReason, rss = worker.rss()?.rss): Promise<void> {
+    if (this.#closing || worker.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return Promise.resolve();
     if (worker.contexts.size > 0 || worker.streams > 0) {
       worker.retireWhenFree = reason; // contexts and open streams keep their state: retire when they end
-      return;
+      return Promise.resolve();
     }
     worker.retireWhenFree = undefined;
     worker.replacing = true;
-    const replacement = this.#spawn();
-    try {
-      await replacement.ready;
-    } catch {
-      worker.replacing = false; // keep the old one serving; a later trigger tries again
-      return;
+    const replacement = this.#spare ?? this.#spawn(false);
+    this.#spare = undefined;
+    const takeOver = () => {
+      if (this.#closing || (worker.state as PythonWorker['state']) === 'exited') {
+        replacement.kill('not needed');
+        return;
+      }
+      this.#workers.push(replacement);
+      const tracing = this.#workerInit.tracemalloc;
+      if (tracing && replacement.info && !this.#tracingAtSpawn.has(replacement)) void replacement.control('tracemalloc_start', [tracing]).catch(() => {});
+      this.emit('workerStart', { workerId: replacement.id, pid: replacement.pid });
+      worker.state = 'retiring';
+      worker.killReason = 'recycled';
+      this.emit('recycle', { workerId: worker.id, pid: worker.pid, reason, rss });
+      if (worker.load === 0) void worker.terminate();
+      this.#ensureSpare();
+      this.#dispatch();
+      this.#steal(replacement);
+    };
+    if (replacement.info) {
+      takeOver(); // the spare is ready: at once, before the caller's next call
+      return Promise.resolve();
     }
-    if ((worker.state as PythonWorker['state']) === 'exited') return;
-    worker.state = 'retiring';
-    worker.killReason = 'recycled';
-    this.emit('recycle', { workerId: worker.id, pid: worker.pid, reason, rss });
-    if (worker.load === 0) void worker.terminate();
+    return replacement.ready.then(takeOver, () => {
+      worker.replacing = false; // keep the old one serving; a later trigger tries again
+      this.#ensureSpare();
+    });
+  }
+
+  /** With recycling configured, keep one worker started ahead. */
+  #ensureSpare(): void {
+    const { maxRss, maxCalls, idleTimeout } = this.#options.recycle;
+    if (this.#spare || this.#closing || this.#broken) return;
+    if (maxRss === undefined && maxCalls === undefined && idleTimeout === undefined) return;
+    this.#spare = this.#spawn(false);
   }
 
   #config(): WorkerConfig {
@@ -549,26 +643,32 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.emit(stream, { workerId: worker.id, pid: worker.pid, text });
   }
 
-  #spawn(): PythonWorker & { ready: Promise<unknown> } {
+  /** Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). */
+  #spawn(rotation = true): PythonWorker & { ready: Promise<unknown> } {
     const config = this.#config();
     const worker = new PythonWorker(this.#nextWorkerId++, config, {
       jobEnded: (w) => {
         this.#afterJob(w);
         this.#dispatch();
+        if (w.load === 0) this.#steal(w);
       },
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
       output: (w, stream, text) => this.#output(w, stream, text),
     });
     trackWorker(worker);
-    this.#workers.push(worker);
+    if (rotation) this.#workers.push(worker);
+    if (config.init?.tracemalloc) this.#tracingAtSpawn.add(worker);
     const started = worker.start(config);
     for (const exec of this.#pendingExecs) this.#sendExec(worker, exec).catch(() => {});
     const ready = started.then(
       (info) => {
         this.#startFailures = 0;
         this.#version = info.version;
-        this.emit('workerStart', { workerId: worker.id, pid: worker.pid });
-        this.#dispatch();
+        if (rotation) {
+          this.emit('workerStart', { workerId: worker.id, pid: worker.pid });
+          this.#dispatch();
+          this.#steal(worker);
+        }
         return info;
       },
       (error: unknown) => {
@@ -583,6 +683,14 @@ export class Pool extends EventEmitter<PoolEvents> {
   #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
     const at = this.#workers.indexOf(worker);
     if (at >= 0) this.#workers.splice(at, 1);
+    else {
+      // Out of rotation: the spare, or a replacement that never took over. Nothing of the pool's ran there.
+      if (worker === this.#spare) this.#spare = undefined;
+      if (this.#closing) return;
+      if (worker.info === undefined && ++this.#startFailures >= MAX_START_FAILURES) this.#breakPool(worker);
+      else if (worker.killReason !== 'not needed') this.#ensureSpare();
+      return;
+    }
     const crashed = !worker.killReason;
     this.emit('workerExit', { ...info, reason: worker.killReason ?? 'crashed' });
     for (let i = requeue.length - 1; i >= 0; i--) {
@@ -719,22 +827,6 @@ function failJob(job: Job, error: Error): void {
   else job.onLost(error as never);
 }
 
-function checkArgs(args: unknown): unknown[] {
-  if (!Array.isArray(args)) throw new ArgumentError(`args must be an array, got ${args === null ? 'null' : typeof args}`);
-  return args;
-}
-
-function checkCode(code: unknown): string {
-  if (typeof code !== 'string') throw new ArgumentError(`code must be a string, got ${typeof code}`);
-  return code;
-}
-
-function checkLocals(locals: unknown): Record<string, unknown> | undefined {
-  if (locals === undefined || locals === null) return undefined;
-  if (typeof locals !== 'object' || Array.isArray(locals)) throw new ArgumentError('locals must be a plain object');
-  return locals as Record<string, unknown>;
-}
-
 /** Start a pool of Python workers; resolves once every worker has answered. */
 export async function createPool(options?: PoolOptions): Promise<Pool> {
   const resolved = resolvePoolOptions(options);
@@ -745,4 +837,3 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
 }
 
 export type { Job };
-export { checkArgs, checkCode, checkLocals };

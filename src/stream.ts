@@ -4,7 +4,7 @@
  * The worker produces at most `highWaterMark` items ahead of the consumer, then pauses the generator and
  * serves other requests. Closing (break, return(), abort, timeout) closes the generator in Python.
  */
-import { AbortError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from './errors.js';
+import { AbortError, ArgumentError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from './errors.js';
 import { decodePayload, errorFromReply, Job } from './job.js';
 import { Kind } from './protocol/frames.js';
 import { encodeRequest, type PythonWorker } from './worker.js';
@@ -23,6 +23,14 @@ export interface StreamHost {
 interface Waiter<T> {
   resolve(result: IteratorResult<T>): void;
   reject(error: unknown): void;
+}
+
+/** A stream that failed before anything was sent (bad arguments, a closed pool): its first next() rejects. */
+export function failedStream<T>(error: unknown): PyStream<T> {
+  const open = (): never => {
+    throw error;
+  };
+  return new PyStream<T>({ submit() {}, sendTo() {} }, open, { highWaterMark: 1, timeout: undefined, signal: undefined });
 }
 
 /** Each step of a stream is a job: it ends when the worker pauses, finishes or fails the iterator. */
@@ -145,7 +153,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       this.#finish();
       return Promise.resolve({ value: undefined, done: true });
     }
-    if (this.#waiter) return Promise.reject(new Error('PyStream: next() called before the previous call settled'));
+    if (this.#waiter) return Promise.reject(new ArgumentError('PyStream: next() called before the previous call settled'));
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
       this.#maybeRequestMore();

@@ -73,6 +73,8 @@ export class PythonWorker {
   readonly contexts = new Set<number>();
   /** Open streams whose Python iterator lives here. */
   streams = 0;
+  /** It is asking another worker for a call that waits there. */
+  stealing = false;
   /** Calls answered (the start-up handshake not counted). */
   served = 0;
   /** When it last answered a request (ms since the epoch). */
@@ -82,7 +84,7 @@ export class PythonWorker {
   /** A replacement is starting for it. */
   replacing = false;
   /** Retire it once its contexts close (the reason it was due). */
-  retireWhenFree: 'maxRss' | 'maxCalls' | 'idle' | 'manual' | undefined;
+  retireWhenFree: 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual' | undefined;
   /** Why the host ended the worker, when it did. */
   killReason: string | undefined;
   /** Why the worker failed to start, when it did. */

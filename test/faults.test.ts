@@ -279,6 +279,43 @@ describe('queue, stats, shutdown', () => {
     assert.deepEqual(await Promise.all(queued), [1, 2]);
   });
 
+  it('counts calls sent ahead to a busy worker against maxQueue and in stats().queued (default pipelining)', async () => {
+    const p = await pool({ maxQueue: 2 });
+    const running = p.eval('__import__("time").sleep(0.3)');
+    await sleep(50);
+    const waiting = [p.eval('1'), p.eval('2')];
+    assert.equal(p.stats().queued, 2);
+    const error = await rejection(p.eval('3'));
+    assert.equal(error.code, 'ERR_QUEUE_FULL');
+    await running;
+    assert.deepEqual(await Promise.all(waiting), [1, 2]);
+    assert.equal(p.stats().queued, 0);
+  });
+
+  it('does not hold quick calls behind a long one while another worker is free', async () => {
+    const p = await pool({ workers: 2 });
+    const slow = p.eval('__import__("time").sleep(2)');
+    await sleep(50);
+    const started = Date.now();
+    const done = await Promise.all(Array.from({ length: 20 }, (_, i) => p.eval(`${i} * 2`).then((v) => [v, Date.now() - started])));
+    done.forEach(([v], i) => assert.equal(v, i * 2));
+    const slowest = Math.max(...done.map(([, ms]) => ms as number));
+    assert.ok(slowest < 1000, `a quick call waited ${slowest} ms behind the long one`);
+    await slow;
+  });
+
+  it('runs every call exactly once while idle workers take over waiting calls', async () => {
+    const log = `/tmp/pyworkers-test-once-${process.pid}-${Date.now()}`;
+    const p = await pool({ workers: 3 });
+    await p.exec(`import os, time, random\ndef work(i):\n    fd = os.open(${JSON.stringify(log)}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)\n    os.write(fd, b"%d\\n" % i)\n    os.close(fd)\n    time.sleep(random.choice((0, 0, 0, 0.002, 0.02)))\n    return i`);
+    const results = await Promise.all(Array.from({ length: 600 }, (_, i) => p.call('__main__', 'work', [i])));
+    results.forEach((r, i) => assert.equal(r, i));
+    const { readFileSync, unlinkSync } = await import('node:fs');
+    const ran = readFileSync(log, 'utf8').trim().split('\n').map(Number).sort((a, b) => a - b);
+    unlinkSync(log);
+    assert.deepEqual(ran, Array.from({ length: 600 }, (_, i) => i));
+  });
+
   it('reports stats as a plain object', async () => {
     const p = await pool({ workers: 2 });
     await p.eval('1');

@@ -78,6 +78,26 @@ describe('recycling', () => {
     assert.ok(await until(() => p.stats().workers === 2));
   });
 
+  it('gives no new call to a worker past maxCalls: a spare started ahead takes over at once', async () => {
+    const p = await pool({ recycle: { maxCalls: 3 } });
+    assert.equal(p.stats().workers, 1, 'the spare is not counted');
+    const pids: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      pids.push(await p.eval('__import__("os").getpid()'));
+      if (i % 3 === 2) await sleep(400); // time for the next spare to start
+    }
+    assert.deepEqual(pids.slice(0, 3), [pids[0], pids[0], pids[0]]);
+    assert.deepEqual(pids.slice(3, 6), [pids[3], pids[3], pids[3]]);
+    assert.deepEqual(pids.slice(6, 9), [pids[6], pids[6], pids[6]]);
+    assert.equal(new Set(pids).size, 3);
+  });
+
+  it('reports MemoryError subclasses (numpy raises one) as MemoryError', async () => {
+    const p = await pool();
+    const error = await rejection(p.exec('class _ArrayMemoryError(MemoryError):\n    pass\nraise _ArrayMemoryError("huge")'));
+    assert.equal(error.type, 'MemoryError');
+  });
+
   it('retires a worker over maxRss; the replacement runs setup and exec() code first', async () => {
     const p = await pool({ setup: 'SETUP_RAN = True', recycle: { maxRss: '150MB' } });
     await p.exec('def answer():\n    return 42');
@@ -151,7 +171,7 @@ describe('recycling', () => {
     assert.equal(events.length, 0, 'a fresh worker is not retired for idleness');
     await p.eval('1');
     assert.ok(await until(() => events.length === 1, 3000));
-    assert.equal(events[0]!.reason, 'idle');
+    assert.equal(events[0]!.reason, 'idleTimeout');
     assert.equal(await p.eval('2'), 2);
   });
 });

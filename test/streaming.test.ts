@@ -584,7 +584,7 @@ describe('errors', () => {
       error = e;
     }
     assert.ok(error instanceof PoolClosedError);
-    assert.throws(() => p.streamEval('range(3)'), PoolClosedError);
+    await assert.rejects(p.streamEval('range(3)').toArray(), PoolClosedError); // as calls reject
   });
 });
 

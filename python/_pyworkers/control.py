@@ -94,3 +94,21 @@ def sample(worker):
     """What the host's memory monitor samples on every interval: cheap on purpose."""
     import gc
     return [list(gc.get_count()), list(gc.get_threshold()), worker.calls]
+
+
+_REVOCABLE = (P.CALL, P.EVAL, P.EXEC)
+
+
+@operation('revoke')
+def revoke(worker, rid):
+    """Take back request `rid` if this worker has not started it: it is in the queue of requests read and not yet
+    run. Then it never runs here (the host sends it to an idle worker). Deque operations are atomic under the GIL."""
+    worker.drain_requests()
+    for item in list(worker.pending):
+        if item[2] == rid and item[0] in _REVOCABLE:
+            try:
+                worker.pending.remove(item)
+            except ValueError:  # the main thread took it meanwhile
+                return False
+            return True
+    return False

@@ -134,6 +134,7 @@ class Worker:
         self.main = main_namespace
         self.out = Writer(DATA_FD)
         self.inbuf = bytearray()
+        self.read_lock = threading.Lock()
         self.read_buffer = bytearray(READ_SIZE)
         self.read_view = memoryview(self.read_buffer)
         self.pending = deque()
@@ -222,17 +223,40 @@ class Worker:
 
     # ---------------------------------------------------------------- main loop
     def read_more(self):
-        inbuf = self.inbuf
-        if len(inbuf) >= P.HEADER_SIZE:
-            total = int.from_bytes(inbuf[:4], 'little') + 4
-            if total >= BIG_FRAME:
-                P.read_big_frame(DATA_FD, inbuf, total, self.pending)
+        # The control thread may read requests too (drain_requests), under the same lock.
+        with self.read_lock:
+            if self.pending:  # the control thread read some meanwhile
                 return
-        n = os.readv(DATA_FD, (self.read_buffer,))
-        if not n:
-            os._exit(0)  # the host is gone
-        inbuf += self.read_view[:n]
-        P.parse_frames(inbuf, self.pending)
+            inbuf = self.inbuf
+            if len(inbuf) >= P.HEADER_SIZE:
+                total = int.from_bytes(inbuf[:4], 'little') + 4
+                if total >= BIG_FRAME:
+                    P.read_big_frame(DATA_FD, inbuf, total, self.pending)
+                    return
+            n = os.readv(DATA_FD, (self.read_buffer,))
+            if not n:
+                os._exit(0)  # the host is gone
+            inbuf += self.read_view[:n]
+            P.parse_frames(inbuf, self.pending)
+
+    def drain_requests(self):
+        """On the control thread, while the main thread runs user code: move the requests that arrived into the
+        queue of pending requests, so that one can be revoked. Never blocks: does nothing if the main thread reads."""
+        if not self.read_lock.acquire(blocking=False):
+            return
+        try:
+            import select
+            buffer = bytearray(READ_SIZE)
+            while select.select((DATA_FD,), (), (), 0)[0]:
+                n = os.readv(DATA_FD, (buffer,))
+                if not n:
+                    break  # end of input: the main thread sees it on its next read
+                self.inbuf += memoryview(buffer)[:n]
+                P.parse_frames(self.inbuf, self.pending)
+                if n < READ_SIZE:
+                    break
+        finally:
+            self.read_lock.release()
 
     def serve(self):
         pending = self.pending
@@ -287,8 +311,9 @@ class Worker:
                 self.end_step(rid, result)
             else:
                 self.send_result(rid, result)
-        elif failure.__class__ is MemoryError:
-            # Drop the exception (and the frames that hold what filled memory) before anything allocates.
+        elif isinstance(failure, MemoryError):
+            # Drop the exception (and the frames that hold what filled memory) before anything allocates. Its
+            # subclasses (numpy's _ArrayMemoryError) are reported as MemoryError, the type callers test for.
             failure = None
             self.send_memory_error(rid)
         else:

@@ -30,6 +30,8 @@ export interface LeakSite {
   line: number;
   /** The traceback, outermost call first, without pyworkers' own frames. */
   frames: Array<{ file: string; line: number }>;
+  /** The same frames (an alias). */
+  traceback: Array<{ file: string; line: number }>;
   bytesPerIteration: number;
   countPerIteration: number;
   /** Bytes it grew by over the measured iterations. */
@@ -101,13 +103,14 @@ export async function runLeakSearch(worker: PythonWorker, workload: LeakWorkload
   const request = requestCall(0, '_pyworkers.leaks', 'find_leaks', [spec, o.iterations, o.warmup, o.frames, o.limit], undefined);
   const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout, signal: undefined }, true);
   worker.send(job);
-  const found = (await job.promise) as { sites: LeakSite[]; rssPerIteration: number[]; tracedGrowthPerIteration: number };
+  const found = (await job.promise) as { sites: Omit<LeakSite, 'traceback'>[]; rssPerIteration: number[]; tracedGrowthPerIteration: number };
+  const sites: LeakSite[] = found.sites.map((site) => ({ ...site, traceback: site.frames }));
   return {
     iterations: o.iterations,
     warmup: o.warmup,
     frames: o.frames,
-    sites: found.sites,
-    leaks: found.sites.filter((s) => s.steady),
+    sites,
+    leaks: sites.filter((s) => s.steady),
     rssPerIteration: found.rssPerIteration,
     rssGrowthPerIteration: slope(found.rssPerIteration),
     tracedGrowthPerIteration: found.tracedGrowthPerIteration,
