@@ -99,7 +99,7 @@ export class StatusLine {
       return;
     }
     if (!this.#atLineStart) return; // never draw over a line the script has not finished
-    const width = Math.max(20, (this.#stream.columns ?? 80) - 1);
+    const width = Math.max(20, (this.#stream.columns || 80) - 1);
     const line = `pyworkers ▸ ${text}`;
     this.#stream.write(`\r\x1b[2K\x1b[2m${line.length > width ? line.slice(0, width) : line}\x1b[22m`);
     this.#shown = true;
