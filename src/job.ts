@@ -61,6 +61,11 @@ export abstract class Job {
   /** The worker died with this job sent. Returns true when the job wants to be sent again elsewhere. */
   abstract onLost(error: WorkerCrashedError): boolean;
 
+  /** The job turned out not to have started (its worker gave it back): undo start(). */
+  unstart(): void {
+    this.finish();
+  }
+
   /** The job's final frame arrived or its worker died. */
   finish(): void {
     this.running = false;
@@ -121,6 +126,12 @@ export class CallJob extends Job {
       this.#timer = setTimeout(this.#onTimeout, this.#timeout);
       this.#timer.unref();
     }
+  }
+
+  override unstart(): void {
+    super.unstart();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #onAbort = (): void => this.cancel(new AbortError(this.#signal?.reason));

@@ -482,9 +482,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     from.control('revoke', [stolen.id]).then(
       (revoked) => {
         idle.stealing = stolen.stealing = false;
-        const at = from.sent.indexOf(stolen);
-        if (revoked === true && at > 0) {
-          from.sent.splice(at, 1);
+        if (revoked === true) {
+          // It will not run there (it may already be off that worker's list: see PythonWorker#onDataFrame).
+          from.take(stolen);
           stolen.worker = undefined;
           stolen.id = 0;
           if (!stolen.settled) this.#enqueue(stolen, true);

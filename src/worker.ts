@@ -308,8 +308,31 @@ export class PythonWorker {
     }
   }
 
+  /**
+   * Take back a job the worker has given back without running it (see the pool's work stealing). Returns whether
+   * it was still listed here.
+   */
+  take(job: Job): boolean {
+    const at = this.sent.indexOf(job);
+    if (at < 0) return false;
+    this.sent.splice(at, 1);
+    if (at === 0) {
+      job.unstart();
+      const next = this.sent[0];
+      if (next) next.start();
+      else this.#updateRef();
+    }
+    return true;
+  }
+
   #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
-    const job = this.sent[0];
+    let job = this.sent[0];
+    // A frame for a later request while the head is being taken back: the worker skipped the head (it gave it
+    // back, and its answer on the control channel has not arrived yet).
+    while (job && job.id !== id && job.stealing) {
+      this.take(job);
+      job = this.sent[0];
+    }
     if (!job || job.id !== id) {
       throw new Error(`frame for request ${id} while ${job ? `request ${job.id}` : 'nothing'} runs`);
     }

@@ -8,6 +8,7 @@ import gc
 import os
 import tracemalloc
 
+from .snapshots import without_runtime
 from .worker import RUNTIME_DIR
 
 _PAGE = os.sysconf('SC_PAGE_SIZE')
@@ -38,13 +39,7 @@ def _runner(workload, namespace):
 
 def _snapshot():
     gc.collect()
-    snap = tracemalloc.take_snapshot()
-    return snap.filter_traces((
-        tracemalloc.Filter(False, tracemalloc.__file__),
-        tracemalloc.Filter(False, os.path.join(RUNTIME_DIR, '*')),
-        tracemalloc.Filter(False, '<frozen importlib._bootstrap>'),
-        tracemalloc.Filter(False, '<frozen importlib._bootstrap_external>'),
-    ))
+    return without_runtime(tracemalloc.take_snapshot())
 
 
 def _by_traceback(snap):
@@ -67,7 +62,6 @@ def find_leaks(workload, iterations, warmup, frames, limit):
         for _ in range(warmup):
             run()
         first = _by_traceback(_snapshot())
-        traced_first = tracemalloc.get_traced_memory()[0]
         rss = []
         half = max(1, iterations // 2)
         middle = None
@@ -77,7 +71,6 @@ def find_leaks(workload, iterations, warmup, frames, limit):
             if i + 1 == half:
                 middle = _by_traceback(_snapshot())
         last = _by_traceback(_snapshot())
-        traced_last = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     if middle is None:
@@ -107,5 +100,6 @@ def find_leaks(workload, iterations, warmup, frames, limit):
     return {
         'sites': sites[:limit],
         'rssPerIteration': rss,
-        'tracedGrowthPerIteration': (traced_last - traced_first) / iterations,
+        # from the snapshots, so that the finder's own bookkeeping (its snapshots) does not count
+        'tracedGrowthPerIteration': (sum(s for s, _ in last.values()) - sum(s for s, _ in first.values())) / iterations,
     }

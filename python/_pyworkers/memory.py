@@ -281,7 +281,8 @@ def snapshot_take(worker, group_by='lineno', limit=10):
     tm = _tracemalloc()
     if tm is None or not tm.is_tracing():
         raise NotTracingError('tracemalloc is not tracing on this worker: call tracemallocStart() first')
-    snapshot = tm.take_snapshot().filter_traces(_filters())
+    from .snapshots import without_runtime
+    snapshot = without_runtime(tm.take_snapshot())
     stats = snapshot.statistics(group_by)
     total_size = 0
     total_count = 0

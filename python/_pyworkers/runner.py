@@ -292,10 +292,8 @@ def final_sites(top=10, stacks=300):
         snapshot = tm.take_snapshot()
     limit = snapshot.traceback_limit
     tm.stop()
-    snapshot = snapshot.filter_traces((
-        tm.Filter(False, tm.__file__),
-        tm.Filter(False, os.path.join(RUNTIME_DIR, '*')),
-    ))
+    from .snapshots import without_runtime
+    snapshot = without_runtime(snapshot)
     by_line = snapshot.statistics('lineno')
     total_size = sum(stat.size for stat in by_line)
     total_count = sum(stat.count for stat in by_line)
