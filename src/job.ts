@@ -38,6 +38,8 @@ export abstract class Job {
   dequeue: (() => void) | undefined;
   /** An idle worker is asking this job's worker to give it back. */
   stealing = false;
+  /** When it started running (performance.now()). */
+  startedAt = 0;
   #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -52,6 +54,7 @@ export abstract class Job {
   /** Called when the job heads its worker's queue. */
   start(): void {
     this.running = true;
+    this.startedAt = performance.now();
     if (this.interrupted) this.armGrace();
   }
 

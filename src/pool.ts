@@ -17,6 +17,8 @@ import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakRepo
 import { poolMemory, type MemorySnapshot } from './memory/index.js';
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from './memory/types.js';
 
+/** A call waiting behind one that has run this long (ms) may be taken over by an idle worker. */
+const STEAL_AFTER = 2;
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
 const MAX_START_FAILURES = 3;
 
@@ -467,6 +469,19 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (w !== idle && w.load > 1 && (!victim || w.load > victim.load)) victim = w;
     }
     if (!victim) return;
+    // Only from behind a call that has run a while: with short calls the waiting ones start soon anyway, and
+    // taking them back would cost more than it saves. Look again when the running call gets old enough.
+    const age = performance.now() - victim.sent[0]!.startedAt;
+    if (age < STEAL_AFTER) {
+      if (!idle.stealTimer) {
+        idle.stealTimer = setTimeout(() => {
+          idle.stealTimer = undefined;
+          this.#steal(idle);
+        }, STEAL_AFTER - age + 0.1);
+        idle.stealTimer.unref();
+      }
+      return;
+    }
     let job: CallJob | undefined;
     for (let i = victim.sent.length - 1; i >= 1; i--) {
       const candidate = victim.sent[i];

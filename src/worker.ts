@@ -75,6 +75,8 @@ export class PythonWorker {
   streams = 0;
   /** It is asking another worker for a call that waits there. */
   stealing = false;
+  /** A later look for a call to take over. */
+  stealTimer: NodeJS.Timeout | undefined;
   /** Calls answered (the start-up handshake not counted). */
   served = 0;
   /** When it last answered a request (ms since the epoch). */
