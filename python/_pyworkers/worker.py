@@ -183,11 +183,15 @@ class Worker:
 
     def on_sigint(self, signum, frame):
         if self.armed:
-            rid = self.current
-            if rid in self.cancelled:
-                self.cancelled.discard(rid)
-                self.interrupted = rid
-                raise KeyboardInterrupt
+            self.raise_if_cancelled()
+
+    def raise_if_cancelled(self):
+        """Raise KeyboardInterrupt in the running request if the host cancelled it."""
+        rid = self.current
+        if rid in self.cancelled:
+            self.cancelled.discard(rid)
+            self.interrupted = rid
+            raise KeyboardInterrupt
 
     def arm_late_flush(self):
         if not self.alarm_armed and signal.getsignal(signal.SIGALRM) is self.alarm_handler:
@@ -288,10 +292,7 @@ class Worker:
         self.current = rid
         failure = None
         try:
-            if rid in self.cancelled:
-                self.cancelled.discard(rid)
-                self.interrupted = rid
-                raise KeyboardInterrupt
+            self.raise_if_cancelled()  # cancelled before it started
             self.armed = True
             request = _marshal_loads(payload) if not flags else loads(payload, flags)
             self.in_user = True
@@ -593,11 +594,7 @@ class Worker:
     def rearm(self):
         """Make the running request interruptible again, raising an interrupt that arrived meanwhile."""
         self.armed = True
-        rid = self.current
-        if rid in self.cancelled:
-            self.cancelled.discard(rid)
-            self.interrupted = rid
-            raise KeyboardInterrupt
+        self.raise_if_cancelled()
 
     # ---------------------------------------------------------------- start
     def handshake(self):
