@@ -389,16 +389,31 @@ export class Encoder {
       if (hashable) for (; i < n; i++) this.hashable(a[i], d + 1);
       else {
         this.ensure(5 * Math.min(n, 1 << 20)); // room for n small ints: the common case of numeric arrays
+        let b = this.buf;
+        let p = this.pos;
         for (; i < n; i++) {
           const x = a[i];
-          // Fast path: an int32 that is not -0, written inline.
+          // Fast path: an int32 that is not -0, written inline with the buffer and position held in locals.
           if (typeof x === 'number' && (x | 0) === x && (x !== 0 || 1 / x > 0)) {
-            if (this.pos + 5 > this.buf.length) this.grow(this.pos + 5);
-            this.header(T_INT, x);
+            if (p + 5 > b.length) {
+              this.pos = p;
+              this.grow(p + 5);
+              b = this.buf;
+            }
+            b[p] = T_INT;
+            b[p + 1] = x;
+            b[p + 2] = x >> 8;
+            b[p + 3] = x >> 16;
+            b[p + 4] = x >> 24;
+            p += 5;
           } else {
+            this.pos = p;
             this.any(x, d + 1);
+            b = this.buf;
+            p = this.pos;
           }
         }
+        this.pos = p;
       }
     } catch (e) {
       throw segment(e, d, `[${i}]`);
