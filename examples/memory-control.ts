@@ -19,7 +19,7 @@ try {
 }
 
 // 2. A pressure event past rssWarning, then recycling of the worker once it grows past maxRss.
-const pressure = new Promise<PressureEvent>((resolve) => pool.once('pressure', resolve));
+const pressure = new Promise<PressureEvent>((resolve) => pool.on('pressure', (e) => e.reason === 'rss' && resolve(e)));
 await pool.eval('globals().__setitem__("big", [0] * (25 * 10**6))'); // ~200 MB of list
 const keepAlive = setTimeout(() => {}, 10_000); // the monitor's own timer does not keep Node alive
 const warning = await pressure;
