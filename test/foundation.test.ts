@@ -74,17 +74,19 @@ async function replaceWorker(p: Pool, pid: number): Promise<void> {
   assert.ok(replaced, 'the worker was replaced');
 }
 
-/** Run a TypeScript file in a child Node process (with tsx), collecting its output. */
-function runFile(file: string, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+type ChildResult = { code: number | null; stdout: string; stderr: string };
+
+/** Run node with `args` (tsx loaded), collecting its output; killed after `timeoutMs`. */
+function runChild(args: string[], label: string, timeoutMs: number): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${file} did not exit within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
+      reject(new Error(`${label} did not exit within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -93,23 +95,14 @@ function runFile(file: string, timeoutMs = 60_000): Promise<{ code: number | nul
   });
 }
 
+/** Run a TypeScript file in a child Node process (with tsx), collecting its output. */
+function runFile(file: string, timeoutMs = 60_000): Promise<ChildResult> {
+  return runChild([file], file, timeoutMs);
+}
+
 /** Run a module script in a child Node process (with tsx), collecting its output. */
-function runNode(script: string, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child did not exit within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runNode(script: string, timeoutMs = 30_000): Promise<ChildResult> {
+  return runChild(['--input-type=module', '-e', script], 'child', timeoutMs);
 }
 
 describe('createPool', () => {

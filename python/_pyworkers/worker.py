@@ -250,12 +250,11 @@ class Worker:
             return
         try:
             import select
-            buffer = bytearray(READ_SIZE)
             while select.select((DATA_FD,), (), (), 0)[0]:
-                n = os.readv(DATA_FD, (buffer,))
+                n = os.readv(DATA_FD, (self.read_buffer,))  # the main thread's buffer: free while we hold the lock
                 if not n:
                     break  # end of input: the main thread sees it on its next read
-                self.inbuf += memoryview(buffer)[:n]
+                self.inbuf += self.read_view[:n]
                 P.parse_frames(self.inbuf, self.pending)
                 if n < READ_SIZE:
                     break
@@ -356,7 +355,6 @@ class Worker:
         self.out.add(P.OK, flags, rid, payload)
 
     def send_error(self, rid, info):
-        import marshal
         self.out.add(P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
 
     def send_memory_error(self, rid):
