@@ -120,7 +120,7 @@ export class Context {
     try {
       const worker = this.worker();
       const [request, o] = build();
-      const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal }, true);
+      const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal }, true, request.parts);
       this.#core.track(job);
       if (!job.settled) worker.send(job);
       return job.promise;

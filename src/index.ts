@@ -30,6 +30,10 @@ export type {
 export { PyStream } from './stream.js';
 export { py } from './default-pool.js';
 export { tuple, isTuple } from './protocol/tuple.js';
+export { NDArray } from './protocol/ndarray.js';
+export type { DType, TypedArray, TypedArrayOf } from './protocol/ndarray.js';
+export { DataFrame, Series } from './protocol/dataframe.js';
+export type { Column } from './protocol/dataframe.js';
 export { MAX_DEPTH } from './protocol/encode.js';
 export type { PoolOptions, CallOptions, StreamOptions, RecycleOptions } from './options.js';
 export { parseSize, formatBytes } from './util/size.js';

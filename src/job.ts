@@ -22,8 +22,8 @@ export function errorFromReply(value: unknown, workerId: number): Error {
   return new PythonError({ type, module, message, traceback: detail }, workerId);
 }
 
-export function decodePayload(flags: number, buf: Buffer, start: number, end: number, wrapper = false): unknown {
-  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0, wrapper);
+export function decodePayload(flags: number, buf: Buffer, start: number, end: number, wrapper = false, parts?: Uint8Array[]): unknown {
+  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0, wrapper, parts);
 }
 
 export abstract class Job {
@@ -49,6 +49,8 @@ export abstract class Job {
     readonly flags: number,
     /** Jobs pinned to a worker (contexts, broadcasts, stream steps) never move to another one. */
     readonly pinned: boolean,
+    /** Large buffers written after the frame from their own memory (see protocol/frames.ts). */
+    readonly parts?: Uint8Array[],
   ) {}
 
   /** Called when the job heads its worker's queue. */
@@ -59,7 +61,7 @@ export abstract class Job {
   }
 
   /** A frame for this job arrived; returns true when it was the job's final frame. */
-  abstract onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean;
+  abstract onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean;
 
   /** The worker died with this job sent. Returns true when the job wants to be sent again elsewhere. */
   abstract onLost(error: WorkerCrashedError): boolean;
@@ -108,8 +110,8 @@ export class CallJob extends Job {
   /** Called once when the job settles (success or failure). */
   onSettle: ((ok: boolean) => void) | undefined;
 
-  constructor(kind: number, frame: Buffer, flags: number, options: JobOptions, pinned: boolean) {
-    super(kind, frame, flags, pinned);
+  constructor(kind: number, frame: Buffer, flags: number, options: JobOptions, pinned: boolean, parts?: Uint8Array[]) {
+    super(kind, frame, flags, pinned, parts);
     this.retryable = !pinned;
     this.#timeout = options.timeout;
     this.#signal = options.signal;
@@ -168,10 +170,10 @@ export class CallJob extends Job {
     this.#signal?.removeEventListener('abort', this.#onAbort);
   }
 
-  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
+  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {
     if (this.settled) return kind === Kind.OK || kind === Kind.ERROR;
     try {
-      const value = decodePayload(flags, buf, start, end);
+      const value = decodePayload(flags, buf, start, end, false, parts);
       if (kind === Kind.OK) this.succeed(value);
       else if (kind === Kind.ERROR) this.fail(errorFromReply(value, this.worker?.id ?? 0));
       else this.fail(new ProtocolError(`unexpected frame kind ${kind} for a call`));

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
+import type { NDArray } from './protocol/ndarray.js';
 
 /** Options of {@link createPool}. Every one is optional. */
 export interface PoolOptions {
@@ -45,6 +46,13 @@ export interface PoolOptions {
   recycle?: RecycleOptions;
   /** Sample every worker's memory on an interval: `'memory'` and `'pressure'` events. See {@link MonitorOptions}. */
   monitor?: MonitorOptions | boolean;
+  /**
+   * What typed arrays and {@link NDArray}s become in Python: `'memoryview'`, a typed `memoryview` of their dtype and
+   * shape (standard library only; `numpy.asarray(x)` wraps it without a copy), or `'numpy'`, a `numpy.ndarray`
+   * (numpy must be installed for the interpreter: the worker fails to start otherwise). Both are writable.
+   * @default 'memoryview'
+   */
+  arrays?: 'memoryview' | 'numpy';
 }
 
 /** When to retire a worker (it finishes its calls; a replacement started ahead takes its place). */
@@ -91,6 +99,7 @@ export interface ResolvedPoolOptions {
   maxMemory: number | undefined;
   recycle: { maxRss: number | undefined; maxCalls: number | undefined; idleTimeout: number | undefined };
   monitor: ResolvedMonitorOptions | undefined;
+  arrays: 'memoryview' | 'numpy';
 }
 
 export const DEFAULTS = {
@@ -103,11 +112,12 @@ export const DEFAULTS = {
   closeTimeout: 30_000,
   forwardOutput: true,
   highWaterMark: 2048,
+  arrays: 'memoryview',
 } as const;
 
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
-  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor',
+  'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor', 'arrays',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
@@ -186,7 +196,15 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     maxMemory: o.maxMemory === undefined ? undefined : checkMemory(o.maxMemory, opt('maxMemory')),
     recycle: resolveRecycle(o.recycle),
     monitor: resolveMonitorOptions(o.monitor),
+    arrays: o.arrays === undefined ? DEFAULTS.arrays : checkOneOf(o.arrays, opt('arrays'), ['memoryview', 'numpy'] as const),
   };
+}
+
+function checkOneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new ArgumentError(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${typeof value === 'string' ? `'${value}'` : typeof value}`);
+  }
+  return value as T;
 }
 
 function checkMemory(value: unknown, name: string): number {

@@ -393,11 +393,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.#broken) throw this.#broken;
   }
 
-  #submitNew(build: () => [{ frame: Buffer; flags: number }, { timeout: number | undefined; signal: AbortSignal | undefined }], kind: number): Promise<unknown> {
+  #submitNew(build: () => [{ frame: Buffer; flags: number; parts?: Uint8Array[] }, { timeout: number | undefined; signal: AbortSignal | undefined }], kind: number): Promise<unknown> {
     try {
       this.#checkOpen();
       const [request, options] = build();
-      const job = new CallJob(kind, request.frame, request.flags, { timeout: options.timeout ?? (this.#options.timeout || undefined), signal: options.signal }, false);
+      const job = new CallJob(kind, request.frame, request.flags, { timeout: options.timeout ?? (this.#options.timeout || undefined), signal: options.signal }, false, request.parts);
       this.#track(job);
       if (!job.settled) this.#enqueue(job);
       return job.promise;
@@ -413,7 +413,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
   }
 
-  #newStream<T>(open: (credit: number) => { frame: Buffer; flags: number; kind: number }, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
+  #newStream<T>(open: (credit: number) => { frame: Buffer; flags: number; kind: number; parts?: Uint8Array[] }, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
     try {
       this.#checkOpen();
     } catch (error) {
@@ -649,7 +649,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       setup: [...o.setup, ...this.#execs],
       forceKillAfter: o.forceKillAfter,
       startTimeout: o.startTimeout,
-      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null },
+      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null, arrays: o.arrays },
     };
   }
 

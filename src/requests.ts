@@ -1,11 +1,9 @@
 /** Encoders of the data-channel requests (see python/_pyworkers/worker.py for the other side). */
 import { Kind } from './protocol/frames.js';
-import { encodeRequest } from './worker.js';
+import { encodeRequest, type EncodedRequest } from './worker.js';
 
-export interface Request {
+export interface Request extends EncodedRequest {
   kind: number;
-  frame: Buffer;
-  flags: number;
 }
 
 export function requestCall(ctx: number, module: string, fn: string, args: unknown[], kwargs: Record<string, unknown> | undefined): Request {

@@ -41,8 +41,9 @@ class StepJob extends Job {
     flags: number,
     pinned: boolean,
     private readonly stream: PyStream<unknown>,
+    parts?: Uint8Array[],
   ) {
-    super(kind, frame, flags, pinned);
+    super(kind, frame, flags, pinned, parts);
   }
 
   override start(): void {
@@ -50,8 +51,8 @@ class StepJob extends Job {
     this.stream.onStepStart(this);
   }
 
-  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
-    return this.stream.onFrame(this, kind, flags, buf, start, end);
+  onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {
+    return this.stream.onFrame(this, kind, flags, buf, start, end, parts);
   }
 
   onLost(error: WorkerCrashedError): boolean {
@@ -84,7 +85,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   /** True once the stream has ended, failed or been closed. */
   settled = false;
   readonly #host: StreamHost;
-  readonly #open: () => { kind: number; frame: Buffer; flags: number; pinned: boolean };
+  readonly #open: () => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[] };
   readonly #highWaterMark: number;
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
@@ -110,7 +111,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   /** @internal */
   constructor(
     host: StreamHost,
-    open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean },
+    open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[] },
     options: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined },
   ) {
     this.#host = host;
@@ -194,8 +195,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       this.#fail(error);
     };
     try {
-      const { kind, frame, flags, pinned } = this.#open();
-      const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>);
+      const { kind, frame, flags, pinned, parts } = this.#open();
+      const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>, parts);
       this.#outstanding = this.#highWaterMark;
       this.#step = job;
       this.#host.registered?.(this as PyStream<unknown>, true);
@@ -228,13 +229,13 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   }
 
   /** @internal */
-  onFrame(job: StepJob, kind: number, flags: number, buf: Buffer, start: number, end: number): boolean {
+  onFrame(job: StepJob, kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {
     const last = kind !== Kind.ITEMS;
     if (last && this.#step === job) this.#stepEnded();
     if (this.settled) return last;
     let value: unknown;
     try {
-      value = decodePayload(flags, buf, start, end, kind !== Kind.ERROR);
+      value = decodePayload(flags, buf, start, end, kind !== Kind.ERROR, parts);
     } catch (error) {
       this.#ended = true;
       this.#deliverError(error);

@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from './errors.js';
+import { ConversionError, PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from './errors.js';
 import { CallJob, decodePayload, errorFromReply, type Job } from './job.js';
 import { Encoder } from './protocol/encode.js';
-import { FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, writeHeader } from './protocol/frames.js';
+import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, writeHeader } from './protocol/frames.js';
 
 export const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'python');
 const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
@@ -51,12 +51,32 @@ interface ControlRequest {
 
 const encoder = new Encoder();
 
+/** An encoded request: its frame (with room for the header) and the parts written after it, if any. */
+export interface EncodedRequest {
+  frame: Buffer;
+  flags: number;
+  parts?: Uint8Array[];
+}
+
 /** Encode a request frame (header room included). */
-export function encodeRequest(write: (enc: Encoder) => void): { frame: Buffer; flags: number } {
+export function encodeRequest(write: (enc: Encoder) => void): EncodedRequest {
   encoder.begin(HEADER_SIZE);
   write(encoder);
-  const frame = encoder.end();
-  return { frame, flags: encoder.tagged ? FLAG_TAGGED : 0 };
+  const message = encoder.end();
+  const flags = encoder.tagged ? FLAG_TAGGED : 0;
+  const parts = encoder.parts;
+  if (!parts) return { frame: message, flags };
+  const frame = partsHead(message, HEADER_SIZE, parts.buffers, parts.kinds);
+  if (frame.length - 4 + partsSize(parts.buffers) > MAX_FRAME) {
+    throw new ConversionError(`a message larger than ${MAX_FRAME / 2 ** 30} GiB cannot be sent to Python`);
+  }
+  return { frame, flags: flags | FLAG_PARTS, parts: parts.buffers };
+}
+
+function partsSize(parts: readonly Uint8Array[] | undefined): number {
+  let n = 0;
+  if (parts) for (const part of parts) n += part.byteLength;
+  return n;
 }
 
 export class PythonWorker {
@@ -212,7 +232,7 @@ export class PythonWorker {
       this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
     }
     job.worker = this;
-    this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id), this.sent.length === 0);
+    this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id, partsSize(job.parts)), this.sent.length === 0, job.parts);
     this.sent.push(job);
     if (this.sent.length === 1) {
       this.#updateRef();
@@ -237,7 +257,8 @@ export class PythonWorker {
   control(op: string, args: unknown[] = []): Promise<unknown> {
     if (this.state === 'exited') return Promise.reject(this.#crashError());
     const id = this.#nextControlId++;
-    const { frame, flags } = encodeRequest((enc) => enc.value([op, args], 'arguments'));
+    const { frame, flags, parts } = encodeRequest((enc) => enc.value([op, args], 'arguments'));
+    if (parts) return Promise.reject(new ConversionError('control requests take no large buffers'));
     return new Promise((resolve, reject) => {
       this.#controlRequests.set(id, { resolve, reject });
       this.#updateRef();
@@ -327,7 +348,7 @@ export class PythonWorker {
     return true;
   }
 
-  #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
+  #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): void => {
     let job = this.sent[0];
     // A frame for a later request while the head is being taken back: the worker skipped the head (it gave it
     // back, and its answer on the control channel has not arrived yet).
@@ -338,7 +359,7 @@ export class PythonWorker {
     if (!job || job.id !== id) {
       throw new Error(`frame for request ${id} while ${job ? `request ${job.id}` : 'nothing'} runs`);
     }
-    if (!job.onFrame(kind, flags, buf, start, end)) return;
+    if (!job.onFrame(kind, flags, buf, start, end, parts)) return;
     this.sent.shift();
     job.finish();
     this.completed++;
@@ -349,13 +370,13 @@ export class PythonWorker {
     this.#events.jobEnded(this);
   };
 
-  #onControlFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number): void => {
+  #onControlFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): void => {
     const request = this.#controlRequests.get(id);
     if (!request) return;
     this.#controlRequests.delete(id);
     this.#updateRef();
     try {
-      const value = decodePayload(flags, buf, start, end);
+      const value = decodePayload(flags, buf, start, end, false, parts);
       if (kind === Kind.OK) request.resolve(value);
       else request.reject(errorFromReply(value, this.id));
     } catch (error) {

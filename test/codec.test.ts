@@ -221,10 +221,6 @@ describe('JavaScript → Python', () => {
     ['empty bytes', new Uint8Array(0), "b''"],
     ['Uint8Array', new Uint8Array([0, 1, 255]), "b'\\x00\\x01\\xff'"],
     ['Buffer', Buffer.from('hi'), "b'hi'"],
-    ['Int16Array', new Int16Array([1, -1]), "b'\\x01\\x00\\xff\\xff'"],
-    ['Float64Array', new Float64Array([1]), "b'\\x00\\x00\\x00\\x00\\x00\\x00\\xf0?'"],
-    ['Uint8ClampedArray', new Uint8ClampedArray([7]), "b'\\x07'"],
-    ['DataView on a slice', new DataView(new Uint8Array([1, 2, 3, 4]).buffer, 1, 2), "b'\\x02\\x03'"],
     ['subarray', new Uint8Array([1, 2, 3, 4]).subarray(2), "b'\\x03\\x04'"],
     ['ArrayBuffer', new Uint8Array([9, 8]).buffer, "b'\\t\\x08'"],
     ['empty list', [], '[]'],
@@ -459,11 +455,12 @@ describe('Python → JavaScript', () => {
     assert.equal(Object.getPrototypeOf(big), Uint8Array.prototype);
     assert.equal(big.length, 256 * 1024);
     assert.equal(big[257], 1);
-    // one large value alone in its buffer: a view
+    // a large value is a copy too, alone in its own buffer: no result exposes the bytes of another message
     const raw = await py.dumps('bytes(100_000)');
-    const view = decode(raw, 0, raw.length, false) as Uint8Array;
-    assert.equal(view.buffer, raw.buffer);
-    assert.equal(Object.getPrototypeOf(view), Uint8Array.prototype);
+    const copy = decode(raw, 0, raw.length, false) as Uint8Array;
+    assert.notEqual(copy.buffer, raw.buffer);
+    assert.equal(copy.buffer.byteLength, 100_000);
+    assert.equal(Object.getPrototypeOf(copy), Uint8Array.prototype);
   });
 
   test('dict with mixed keys → Map in Python order', async () => {
@@ -643,7 +640,7 @@ describe('Encoder buffers', () => {
   test('large messages are handed over, and the next message is unaffected', async () => {
     const enc = new Encoder();
     enc.begin(4);
-    enc.value(new Uint8Array(200_000).fill(7), 'x');
+    enc.value(new Array(200_000).fill(7), 'x');
     const big = enc.end();
     enc.begin(4);
     enc.value('small', 'x');
@@ -651,7 +648,7 @@ describe('Encoder buffers', () => {
     enc.begin(4);
     enc.value('x'.repeat(3_000_000), 'x');
     const str = enc.end();
-    assert.equal((decode(big, 4, big.length, false) as Uint8Array).every((b) => b === 7), true);
+    assert.equal((decode(big, 4, big.length, false) as number[]).every((b) => b === 7), true);
     assert.equal(decode(small, 4, small.length, false), 'small');
     assert.equal(decode(str, 4, str.length, false), 'x'.repeat(3_000_000));
     assert.deepStrictEqual(await py.echo(['é'.repeat(500_000), new Uint8Array(300_000)]), ['é'.repeat(500_000), new Uint8Array(300_000)]);

@@ -32,9 +32,12 @@ def _die_with_parent():
         os._exit(0)
 
 
-def _send(fd, kind, flags, rid, payload):
+def _send(fd, kind, flags, rid, payload, parts=None):
     from .worker import write_all
-    write_all(fd, [P.frame_header(kind, flags, rid, len(payload)), payload])
+    if parts:
+        write_all(fd, P.frame_with_parts(kind, flags, rid, payload, parts))
+    else:
+        write_all(fd, [P.frame_header(kind, flags, rid, len(payload)), payload])
 
 
 def _answer(worker, fd, rid, flags, payload):
@@ -44,11 +47,11 @@ def _answer(worker, fd, rid, flags, payload):
         op = OPERATIONS.get(name)
         if op is None:
             raise ValueError('unknown control operation %r' % (name,))
-        body, out_flags = dumps(op(worker, *args))
+        body, out_flags, parts = dumps(op(worker, *args))
     except BaseException as exc:
         failure = exc
     if failure is None:
-        _send(fd, P.OK, out_flags, rid, body)
+        _send(fd, P.OK, out_flags, rid, body, parts)
         return
     if failure.__class__ is MemoryError:
         failure = None

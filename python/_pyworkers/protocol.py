@@ -2,7 +2,13 @@
 
 Every frame: u32 LE length of what follows, u8 kind, u8 flags, u32 LE id, payload.
 The payload is one value in marshal format version 4.
+
+With FLAG_PARTS the payload is: u32 LE count, count x (u32 LE size, u32 LE kind), the marshal value, then the parts
+one after another. A part is a large buffer (an array's data, big bytes) sent as it is, so that neither side copies
+it into or out of the message: the sender writes it from where it lies, the receiver reads it straight into the
+object that becomes the value. The value refers to parts by index (see values.py).
 """
+import os
 import struct
 
 HEADER = struct.Struct('<IBBI')
@@ -10,7 +16,13 @@ HEADER_SIZE = HEADER.size  # 10
 PROTOCOL_VERSION = 1
 
 # flags
-FLAG_TAGGED = 0x01  # the payload holds tagged values (complex(ms, 0.0) stands for a datetime)
+FLAG_TAGGED = 0x01  # the payload holds tagged values (complex(ms, 0.0) stands for a datetime; see values.py)
+FLAG_PARTS = 0x02   # the payload has parts (implies FLAG_TAGGED)
+
+# part kinds: what the receiver reads a part into
+PART_BYTES = 0      # bytes
+PART_BUFFER = 1     # a writable buffer (bytearray): the data of an array
+PART_ENTRY = struct.Struct('<II')
 
 # host -> worker, data channel
 INIT = 1
@@ -41,6 +53,41 @@ def frame_header(kind, flags, rid, payload_len):
     return HEADER.pack(payload_len + 6, kind, flags, rid)
 
 
+def frame_with_parts(kind, flags, rid, payload, parts):
+    """The buffers of a FLAG_PARTS frame, for one vectored write: the parts are not copied."""
+    table = bytearray(4 + 8 * len(parts))
+    table[:4] = len(parts).to_bytes(4, 'little')
+    total = 0
+    for i, part in enumerate(parts):
+        size = part.nbytes if type(part) is memoryview else len(part)
+        PART_ENTRY.pack_into(table, 4 + 8 * i, size, PART_BYTES)
+        total += size
+    head = HEADER.pack(6 + len(table) + len(payload) + total, kind, flags | FLAG_PARTS, rid)
+    return [head + table, payload, *parts]
+
+
+def _parts_table(buf, start):
+    """(count, [(size, kind)], bytes the table takes) of the parts table at buf[start:]."""
+    count = int.from_bytes(buf[start:start + 4], 'little')
+    entries = [PART_ENTRY.unpack_from(buf, start + 4 + 8 * i) for i in range(count)]
+    return entries, 4 + 8 * count
+
+
+def split_parts(payload):
+    """A complete FLAG_PARTS payload (a bytearray) -> (message, parts)."""
+    entries, table_size = _parts_table(payload, 0)
+    end = len(payload) - sum(size for size, _ in entries)
+    if end <= table_size:
+        raise ValueError('pyworkers: corrupt frame: its parts are larger than the frame')
+    parts = []
+    pos = end
+    for size, kind in entries:
+        chunk = payload[pos:pos + size]  # a bytearray of its own
+        parts.append(chunk if kind == PART_BUFFER else bytes(chunk))
+        pos += size
+    return payload[table_size:end], parts
+
+
 def parse_frames(buf, out):
     """Move every complete frame of bytearray `buf` into list `out` as (kind, flags, id, payload bytearray)."""
     pos = 0
@@ -51,24 +98,90 @@ def parse_frames(buf, out):
         stop = pos + 4 + length
         if stop > end:
             break
-        out.append((kind, flags, rid, buf[pos + HEADER_SIZE:stop]))
+        payload = buf[pos + HEADER_SIZE:stop]
+        out.append((kind, flags, rid, split_parts(payload) if flags & FLAG_PARTS else payload))
         pos = stop
     if pos:
         del buf[:pos]
 
 
-def read_big_frame(fd, inbuf, total, out):
-    """Read the rest of a large frame (its start is in `inbuf`) into a buffer of its own: one copy, not three."""
-    import os
-    frame = bytearray(total)
-    have = len(inbuf)
-    frame[:have] = inbuf
-    inbuf.clear()
-    view = memoryview(frame)
+def read_into(fd, view):
+    """Fill memoryview `view` from fd."""
+    have = 0
+    total = len(view)
     while have < total:
         n = os.readv(fd, (view[have:],))
         if not n:
             os._exit(0)  # the host is gone
         have += n
+
+
+def _fill(fd, inbuf, size):
+    """Make bytearray `inbuf` hold at least `size` bytes, reading no more than that."""
+    missing = size - len(inbuf)
+    if missing > 0:
+        more = bytearray(missing)
+        read_into(fd, memoryview(more))
+        inbuf += more
+
+
+def read_big_frame(fd, inbuf, total, out):
+    """Read the rest of a large frame (its start is in `inbuf`) into a buffer of its own: one copy, not three."""
+    flags = inbuf[5]
+    if flags & FLAG_PARTS:
+        _read_parts_frame(fd, inbuf, total, out)
+        return
+    frame = bytearray(total)
+    have = len(inbuf)
+    frame[:have] = inbuf
+    inbuf.clear()
+    view = memoryview(frame)
+    read_into(fd, view[have:])
     _, kind, flags, rid = HEADER.unpack_from(frame)
     out.append((kind, flags, rid, view[HEADER_SIZE:]))
+
+
+def _read_parts_frame(fd, inbuf, total, out):
+    """Read a FLAG_PARTS frame whose start is in `inbuf`: each part straight into the object it becomes."""
+    _fill(fd, inbuf, HEADER_SIZE + 4)
+    count = int.from_bytes(inbuf[HEADER_SIZE:HEADER_SIZE + 4], 'little')
+    _fill(fd, inbuf, HEADER_SIZE + 4 + 8 * count)
+    entries, table_size = _parts_table(inbuf, HEADER_SIZE)
+    head_size = total - sum(size for size, _ in entries)
+    if head_size <= HEADER_SIZE + table_size:
+        raise ValueError('pyworkers: corrupt frame: its parts are larger than the frame')
+    _fill(fd, inbuf, head_size)
+    _, kind, flags, rid = HEADER.unpack_from(inbuf)
+    message = inbuf[HEADER_SIZE + table_size:head_size]
+    ahead = memoryview(inbuf)[head_size:]  # the start of the parts, read with the message
+    parts = []
+    for size, part_kind in entries:
+        take = min(size, len(ahead))
+        parts.append(_read_part(fd, size, part_kind, ahead[:take]))
+        ahead = ahead[take:]
+    del ahead
+    inbuf.clear()
+    out.append((kind, flags, rid, (message, parts)))
+
+
+def _read_part(fd, size, kind, start):
+    """A part of `size` bytes whose first bytes are `start` and the rest still to be read from fd."""
+    if kind == PART_BUFFER:
+        buf = bytearray(size)
+        view = memoryview(buf)
+        view[:len(start)] = start
+        read_into(fd, view[len(start):])
+        view.release()
+        return buf
+    # bytes, filled in place: a BytesIO's own buffer is handed over by getvalue() without a copy
+    import io
+    bio = io.BytesIO()
+    if size:
+        bio.seek(size - 1)
+        bio.write(b'\0')
+    with bio.getbuffer() as view:
+        view[:len(start)] = start
+        rest = view[len(start):]
+        read_into(fd, rest)
+        rest.release()
+    return bio.getvalue()

@@ -1,18 +1,51 @@
 """Values to and from the host.
 
-The fast path is plain `marshal`. Only when `marshal.dumps` refuses a value (or the host says its message holds
-tagged values) does a Python-level pass run: it converts what the type table allows (datetime, subclasses of the
-built-in types, objects with the buffer protocol) and refuses the rest with the type's name and where it was.
+The fast path is plain `marshal`. marshal writes any object with the buffer protocol (numpy scalars and arrays,
+memoryview, array.array) as raw bytes without a word, so a result goes the fast path only when its type (and,
+for containers, the type of everything inside) is one marshal writes faithfully: checked at C speed by
+`_is_plain`. Anything else goes through a Python-level pass that converts what the type table allows (datetime,
+subclasses of the built-in types, numpy scalars, arrays, pandas frames) and refuses the rest with the type's name
+and where it was.
+
+Arrays and large buffers travel as *tagged* values `(Ellipsis, name, ...)`: Ellipsis never crosses as data, so a
+tuple that starts with it is unambiguous. Buffers of PART_MIN bytes or more are not copied into the message: the
+tag holds the index of a *part*, a buffer sent after the message as it is (see protocol.py).
 """
 import marshal
+import sys
+from gc import get_referents
+from itertools import compress
 
-from .protocol import FLAG_TAGGED, MARSHAL_VERSION
+from .protocol import FLAG_PARTS, FLAG_TAGGED, MARSHAL_VERSION
 
 MAX_DEPTH = 1000
+PART_MIN = 1 << 16  # buffers at least this large travel as parts of their own, not inside the message
+
+TAG = Ellipsis
+TAG_BYTES = 'B'       # (TAG, 'B', part index): bytes
+TAG_ARRAY = 'A'       # (TAG, 'A', typestr, shape, part index or bytes): an n-dimensional array in C order
+TAG_FRAME = 'DF'      # (TAG, 'DF', columns, column values, index or None): a pandas DataFrame
+TAG_SERIES = 'SR'     # (TAG, 'SR', name, values, index or None): a pandas Series
 
 _dumps = marshal.dumps
 _loads = marshal.loads
 _ATOMS = frozenset((type(None), bool, int, float, str, bytes))
+_CONTAINERS = frozenset((list, tuple, dict, set, frozenset))
+_PLAIN = _ATOMS | _CONTAINERS
+_is_container = _CONTAINERS.__contains__
+_NATIVE = '<' if sys.byteorder == 'little' else '>'
+# struct format characters of memoryview and array.array -> numpy kind ('i' signed, 'u' unsigned, 'f', 'b' bool)
+_FORMAT_KIND = {'b': 'i', 'h': 'i', 'i': 'i', 'l': 'i', 'q': 'i', 'n': 'i',
+                'B': 'u', 'H': 'u', 'I': 'u', 'L': 'u', 'Q': 'u', 'N': 'u', 'c': 'u',
+                'f': 'f', 'd': 'f', '?': 'b'}
+# (kind, itemsize) of the dtypes that have a JavaScript TypedArray -> memoryview format
+_ARRAY_FORMAT = {('b', 1): '?', ('i', 1): 'b', ('u', 1): 'B', ('i', 2): 'h', ('u', 2): 'H', ('i', 4): 'i',
+                 ('u', 4): 'I', ('i', 8): 'q', ('u', 8): 'Q', ('f', 4): 'f', ('f', 8): 'd'}
+SUPPORTED_DTYPES = 'bool, int8, uint8, int16, uint16, int32, uint32, int64, uint64, float32, float64'
+
+# How typed arrays from the host arrive: 'memoryview' (stdlib) or 'numpy' (numpy.ndarray). Set at start.
+arrays = 'memoryview'
+
 _datetime = None
 _timezone = None
 _timedelta = None
@@ -50,6 +83,26 @@ def _type_name(obj):
     return t.__qualname__ if mod in ('builtins', None) else '%s.%s' % (mod, t.__qualname__)
 
 
+def _is_plain(obj):
+    """Whether everything in container `obj` is of a type marshal writes faithfully, and no bytes are large.
+
+    Breadth first with C-speed steps: one get_referents call per level, not one Python step per object.
+    Deeper than MAX_DEPTH (or cyclic) counts as not plain: the slow pass says which.
+    """
+    level = [obj]
+    for _ in range(MAX_DEPTH + 1):
+        children = level[0] if len(level) == 1 and type(level[0]) is list else get_referents(*level)
+        types = set(map(type, children))
+        if not types <= _PLAIN:
+            return False
+        if bytes in types and any(len(b) >= PART_MIN for b in children if type(b) is bytes):
+            return False
+        if types.isdisjoint(_CONTAINERS):
+            return True
+        level = list(compress(children, map(_is_container, map(type, children))))
+    return False
+
+
 def _datetime_tag(obj):
     if _datetime is None:
         _load_datetime()
@@ -60,9 +113,113 @@ def _datetime_tag(obj):
     return complex((delta.days * 86400 + delta.seconds) * 1000.0 + delta.microseconds / 1000.0, 0.0)
 
 
-def _convert(obj, depth, active):
+def _buffer(data, parts):
+    """A C-contiguous buffer as a message value: inline bytes when small, else the index of a new part."""
+    if data.nbytes < PART_MIN:
+        return data.tobytes()
+    parts.append(data.cast('B') if data.ndim != 1 or data.format != 'B' else data)
+    return len(parts) - 1
+
+
+def _array_tag(view, typestr, parts):
+    """A typed memoryview (any shape and strides) as an array tag; its data in C order."""
+    shape = view.shape
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())  # F order, strided: C order, the one layout the host knows
+    return (TAG, TAG_ARRAY, typestr, shape, _buffer(view, parts))
+
+
+def _memoryview_tag(view, parts, what='memoryview'):
+    fmt = view.format
+    order = _NATIVE
+    if fmt[:1] in '<>!=@':
+        order = {'<': '<', '>': '>', '!': '>'}.get(fmt[0], _NATIVE)
+        fmt = fmt[1:]
+    kind = _FORMAT_KIND.get(fmt)
+    if kind is None or (kind, view.itemsize) not in _ARRAY_FORMAT:
+        raise Unconvertible("a %s of format %r has no JavaScript typed array (supported: %s)"
+                            % (what, view.format, SUPPORTED_DTYPES), what)
+    size = view.itemsize
+    return _array_tag(view, '%s%s%d' % ('|' if size == 1 else order, kind, size), parts)
+
+
+def _ndarray_tag(arr, np, parts, depth, active):
+    dt = arr.dtype
+    kind = dt.kind
+    if (kind, dt.itemsize) in _ARRAY_FORMAT and dt.fields is None and dt.subdtype is None:
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        return (TAG, TAG_ARRAY, dt.str, arr.shape, _buffer(memoryview(arr), parts))
+    if kind == 'M':  # datetime64: nested lists of Dates (None for NaT)
+        ms = arr.astype('datetime64[ms]').astype(np.int64)
+        nat = np.iinfo(np.int64).min
+        return _map_nested(ms.tolist(), lambda v: None if v == nat else complex(float(v), 0.0))
+    if kind in 'OUS':  # objects, str, bytes: nested lists of converted values
+        return _convert(arr.tolist(), depth, active, parts)
+    raise Unconvertible("numpy dtype '%s' has no JavaScript typed array (supported: %s); convert it first, "
+                        "e.g. with .astype('float64') or .tolist()" % (dt, SUPPORTED_DTYPES), 'numpy.ndarray')
+
+
+def _map_nested(obj, fn):
+    if type(obj) is list:
+        return [_map_nested(item, fn) for item in obj]
+    return fn(obj)
+
+
+def _numpy_scalar(obj, np):
+    kind = obj.dtype.kind
+    if kind == 'b':
+        return bool(obj)
+    if kind in 'iu':
+        return int(obj)
+    if kind == 'f':
+        return float(obj)
+    if kind == 'U':
+        return str(obj)
+    if kind == 'S':
+        return bytes(obj)
+    if kind == 'M':
+        if np.isnat(obj):
+            return None
+        return complex(float(obj.astype('datetime64[ms]').astype(np.int64)), 0.0)
+    raise Unconvertible("numpy type '%s' has no JavaScript counterpart" % type(obj).__name__, _type_name(obj))
+
+
+def _index_tag(index, pd, np, depth, active, parts):
+    if type(index) is pd.RangeIndex and index.start == 0 and index.step == 1:
+        return None  # the default: 0 .. n-1
+    return _column(index.to_numpy(), np, depth, active, parts)
+
+
+def _column(values, np, depth, active, parts):
+    if values.dtype.kind == 'O':  # pandas' missing values (pd.NA, pd.NaT) are None
+        return [_convert(v, depth, active, parts) for v in values.tolist()]
+    return _ndarray_tag(values, np, parts, depth, active)
+
+
+def _frame_tag(df, pd, np, depth, active, parts):
+    columns = [_convert(c, depth, active, parts) for c in df.columns.tolist()]
+    data = []
+    for i in range(df.shape[1]):
+        try:
+            data.append(_column(df.iloc[:, i].to_numpy(), np, depth, active, parts))
+        except Unconvertible as e:
+            e.path.append(df.columns[i] if isinstance(df.columns[i], (str, int)) else i)
+            raise
+    return (TAG, TAG_FRAME, columns, data, _index_tag(df.index, pd, np, depth, active, parts))
+
+
+def _series_tag(s, pd, np, depth, active, parts):
+    return (TAG, TAG_SERIES, _convert(s.name, depth, active, parts), _column(s.to_numpy(), np, depth, active, parts),
+            _index_tag(s.index, pd, np, depth, active, parts))
+
+
+def _convert(obj, depth, active, parts):
     t = type(obj)
     if t in _ATOMS:
+        if t is bytes and len(obj) >= PART_MIN:
+            parts.append(obj)
+            return (TAG, TAG_BYTES, len(parts) - 1)
         return obj
     if depth >= MAX_DEPTH:
         raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH)
@@ -75,7 +232,7 @@ def _convert(obj, depth, active):
         append = out.append
         for i, item in enumerate(obj):
             try:
-                append(_convert(item, depth + 1, active))
+                append(_convert(item, depth + 1, active, parts))
             except Unconvertible as e:
                 e.path.append(i)
                 raise
@@ -89,14 +246,14 @@ def _convert(obj, depth, active):
         out = {}
         for k, v in obj.items():
             try:
-                out[_convert(k, depth + 1, active)] = _convert(v, depth + 1, active)
+                out[_convert(k, depth + 1, active, parts)] = _convert(v, depth + 1, active, parts)
             except Unconvertible as e:
                 e.path.append(k if isinstance(k, (str, int)) else repr(k))
                 raise
         active.discard(key)
         return out
     if isinstance(obj, (set, frozenset)):
-        return set(_convert(item, depth + 1, active) for item in obj)
+        return set(_convert(item, depth + 1, active, parts) for item in obj)
     if isinstance(obj, bool):
         return bool(obj)
     if isinstance(obj, int):
@@ -105,43 +262,129 @@ def _convert(obj, depth, active):
         return float(obj)
     if isinstance(obj, str):
         return str(obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return bytes(obj)
+    if isinstance(obj, (bytes, bytearray)):
+        return _convert(bytes(obj), depth, active, parts)
+    np = sys.modules.get('numpy')
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return _ndarray_tag(obj, np, parts, depth, active)
+        if isinstance(obj, np.generic):
+            return _numpy_scalar(obj, np)
+    pd = sys.modules.get('pandas')
+    if pd is not None:
+        if obj is pd.NaT or obj is pd.NA:
+            return None
+        if isinstance(obj, pd.DataFrame):
+            return _frame_tag(obj, pd, np, depth, active, parts)
+        if isinstance(obj, pd.Series):
+            return _series_tag(obj, pd, np, depth, active, parts)
+    if isinstance(obj, memoryview):
+        return _memoryview_tag(obj, parts)
     if _datetime is None:
         _load_datetime()
     if isinstance(obj, _datetime):
         return _datetime_tag(obj)
     if isinstance(obj, complex):
         raise Unconvertible("Python type 'complex' has no JavaScript counterpart", 'complex')
+    if t.__module__ == 'array' and t.__name__ == 'array':
+        return _memoryview_tag(memoryview(obj), parts, 'array.array')
     try:
         view = memoryview(obj)
     except TypeError:
         name = _type_name(obj)
         raise Unconvertible("Python type '%s' has no JavaScript counterpart" % name, name) from None
-    return view.tobytes()
+    if view.format in ('B', 'b', 'c') and view.ndim <= 1:
+        return _convert(view.tobytes(), depth, active, parts)  # another bytes-like object (mmap, ...)
+    name = _type_name(obj)
+    raise Unconvertible("Python type '%s' has no JavaScript counterpart" % name, name)
 
 
 def dumps(obj, wrapper=False):
-    """Encode a result for the host: (payload, flags). Raises Unconvertible.
+    """Encode a value for the host: (payload, flags, parts), parts a list of buffers or None. Raises Unconvertible.
 
     With `wrapper`, obj is a container of user values (a batch of stream items) whose level does not count.
     """
-    try:
-        return _dumps(obj, MARSHAL_VERSION), 0
-    except ValueError as e:
-        if 'nested' in str(e):
+    t = type(obj)
+    if t in _ATOMS:
+        if t is not bytes or len(obj) < PART_MIN:
+            return _dumps(obj, MARSHAL_VERSION), 0, None
+    elif t in _CONTAINERS and _is_plain(obj):
+        try:
+            return _dumps(obj, MARSHAL_VERSION), 0, None
+        except ValueError:  # nested deeper than marshal allows
             raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
+    parts = []
     try:
-        converted = _convert(obj, -1 if wrapper else 0, set())
+        converted = _convert(obj, -1 if wrapper else 0, set(), parts)
     except RecursionError:
         raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
     try:
-        return _dumps(converted, MARSHAL_VERSION), FLAG_TAGGED
+        return _dumps(converted, MARSHAL_VERSION), FLAG_TAGGED | (FLAG_PARTS if parts else 0), parts or None
     except ValueError as e:  # e.g. nested deeper than marshal allows
         raise Unconvertible(str(e)) from None
 
 
-def _untag(obj, depth):
+# ---------------------------------------------------------------------------------------------- from the host
+
+def _typed(buf, typestr, shape):
+    """A writable array over `buf` (bytearray) of numpy typestr `typestr` ('<f8', '|u1') and `shape`."""
+    if arrays == 'numpy':
+        import numpy
+        return numpy.frombuffer(buf, dtype=typestr).reshape(shape)
+    order, kind, size = typestr[0], typestr[1], int(typestr[2:])
+    fmt = _ARRAY_FORMAT.get((kind, size))
+    if fmt is None:
+        raise Unconvertible('an array of dtype %r has no Python counterpart' % typestr, 'NDArray')
+    if order not in ('|', '=', _NATIVE) and size > 1:
+        import array
+        swapped = array.array(fmt)
+        swapped.frombytes(buf)
+        swapped.byteswap()
+        buf = bytearray(swapped.tobytes())
+    view = memoryview(buf).cast(fmt)
+    if len(shape) == 1:
+        return view
+    if 0 in shape:
+        return view  # a memoryview cannot have a zero in its shape: an empty one-dimensional view
+    return view.cast('B').cast(fmt, shape)
+
+
+def _from_tag(tag, parts):
+    name = tag[1] if len(tag) > 1 else None
+    if name == TAG_BYTES:
+        return parts[tag[2]]
+    if name == TAG_ARRAY:
+        data = tag[4]
+        buf = parts[data] if type(data) is int else bytearray(data)
+        return _typed(buf, tag[2], tag[3])
+    if name == TAG_FRAME:
+        columns, data, index = tag[2], [_untag(c, parts) for c in tag[3]], _untag(tag[4], parts)
+        try:
+            import pandas
+        except ImportError:
+            return dict(zip(columns, data))
+        import numpy
+        frame = pandas.DataFrame({i: _column_values(c, numpy) for i, c in enumerate(data)},
+                                 index=None if index is None else _column_values(index, numpy))
+        frame.columns = columns
+        return frame
+    if name == TAG_SERIES:
+        values, index = _untag(tag[3], parts), _untag(tag[4], parts)
+        try:
+            import pandas
+        except ImportError:
+            return values
+        import numpy
+        return pandas.Series(_column_values(values, numpy), name=_untag(tag[2], parts),
+                             index=None if index is None else _column_values(index, numpy))
+    raise Unconvertible('unknown tagged value %r from the host' % (name,))
+
+
+def _column_values(values, numpy):
+    return numpy.asarray(values) if isinstance(values, memoryview) else values
+
+
+def _untag(obj, parts, depth=0):
     t = type(obj)
     if t is complex:
         if _datetime is None:
@@ -153,23 +396,28 @@ def _untag(obj, depth):
     if t is list:
         for i, item in enumerate(obj):
             if type(item) not in _ATOMS:
-                obj[i] = _untag(item, depth + 1)
+                obj[i] = _untag(item, parts, depth + 1)
         return obj
     if t is tuple:
-        return tuple([_untag(item, depth + 1) for item in obj])
+        if obj and obj[0] is TAG:
+            return _from_tag(obj, parts)
+        return tuple([_untag(item, parts, depth + 1) for item in obj])
     if t is dict:
         fixed = {}
         for k, v in obj.items():
-            fixed[_untag(k, depth + 1)] = _untag(v, depth + 1)
+            fixed[_untag(k, parts, depth + 1)] = _untag(v, parts, depth + 1)
         return fixed
     if t is set:
-        return {_untag(item, depth + 1) for item in obj}
+        return {_untag(item, parts, depth + 1) for item in obj}
     return obj
 
 
 def loads(payload, flags):
-    """Decode a message from the host."""
+    """Decode a message from the host. With FLAG_PARTS, `payload` is (message, parts)."""
+    parts = None
+    if flags & FLAG_PARTS:
+        payload, parts = payload
     value = _loads(payload)
     if flags & FLAG_TAGGED:
-        value = _untag(value, 0)
+        value = _untag(value, parts)
     return value

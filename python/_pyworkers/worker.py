@@ -15,6 +15,7 @@ from collections import deque
 
 from . import protocol as P
 from .control import serve_control
+from . import values
 from .values import Unconvertible, dumps, loads
 
 DATA_FD = 3
@@ -32,6 +33,7 @@ _perf_counter = time.perf_counter
 _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
+_SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
 _header = P.HEADER.pack
 
 
@@ -79,11 +81,15 @@ class Writer:
         self.parts = []
         self.since = 0.0
 
-    def add(self, kind, flags, rid, payload):
+    def add(self, kind, flags, rid, payload, data_parts=None):
         parts = self.parts
         if not parts:
             self.since = _perf_counter()
-        if len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
+        if data_parts:
+            # Written from the objects' own memory, and at once: the next request could change them.
+            parts.extend(P.frame_with_parts(kind, flags, rid, payload, data_parts))
+            self.flush()
+        elif len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
             parts.append(_header(len(payload) + 6, kind, flags, rid) + payload)
         else:
             parts.append(_header(len(payload) + 6, kind, flags, rid))
@@ -213,11 +219,11 @@ class Worker:
                 items = batch[:]
                 del batch[:]
                 try:
-                    payload, flags = dumps(items, True)
+                    payload, flags, parts = dumps(items, True)
                 except BaseException:
                     batch[:0] = items
                 else:
-                    self.out.add(P.ITEMS, flags, self.batch_sid, payload)
+                    self.out.add(P.ITEMS, flags, self.batch_sid, payload, parts)
             self.out.flush()
             if batch is not None:
                 self.arm_late_flush()
@@ -341,18 +347,19 @@ class Worker:
     # ---------------------------------------------------------------- replies
     def send_result(self, rid, result):
         try:
-            try:
+            if type(result) in _SCALARS:
                 payload = _marshal_dumps(result, P.MARSHAL_VERSION)
                 flags = 0
-            except ValueError:  # not plain marshal data: convert (or refuse) what the type table covers
-                payload, flags = dumps(result)
+                parts = None
+            else:
+                payload, flags, parts = dumps(result)
         except Unconvertible as e:
             self.send_error(rid, ('conversion', e.type_name or '', '', e.reason, e.where('result')))
             return
         except MemoryError:
             self.send_memory_error(rid)
             return
-        self.out.add(P.OK, flags, rid, payload)
+        self.out.add(P.OK, flags, rid, payload, parts)
 
     def send_error(self, rid, info):
         self.out.add(P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
@@ -569,7 +576,7 @@ class Worker:
         armed = self.armed
         self.in_user = self.armed = False
         try:
-            payload, flags = dumps(items, True)
+            payload, flags, parts = dumps(items, True)
         except Unconvertible as exc:
             # deliver the items before the one that cannot be converted; it becomes items[0]
             bad = exc.path[-1] if exc.path and type(exc.path[-1]) is int else 0
@@ -580,7 +587,7 @@ class Worker:
             raise
         del items[:]
         out = self.out
-        out.add(kind, flags, sid, payload)
+        out.add(kind, flags, sid, payload, parts)
         # Items go out at once, the step's last frame too: a request queued behind the step (the next grant of
         # credit) must not hold items that the host could already hand out, nor lose them if it crashes.
         out.flush()
@@ -617,6 +624,9 @@ class Worker:
                 # stacks in threads' address space, so threads stay cheap; allocations past it raise MemoryError.
                 resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
                 self.memory_limit = limit
+            if config.get('arrays') == 'numpy':
+                import numpy  # noqa: F401  (typed arrays from the host arrive as numpy arrays: numpy must import)
+                values.arrays = 'numpy'
             for code in config.get('setup') or ():
                 exec(compile(code, '<setup>', 'exec'), self.main)
         except BaseException as exc:

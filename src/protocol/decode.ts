@@ -4,13 +4,13 @@
  * The decoder is synchronous and never calls user code, so its state lives in module variables (reset per call).
  */
 import { ConversionError } from '../errors.js';
+import { DataFrame, Series, type Column } from './dataframe.js';
 import { MAX_DEPTH } from './encode.js';
+import { NDArray } from './ndarray.js';
 
 export { MAX_DEPTH };
 
 const FLAG_REF = 0x80;
-/** Bytes at least this big, taking at least half of the input's memory, are returned as views instead of copies. */
-const VIEW_MIN = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 /** Marks the ref slot of a container that is still being decoded. */
 const PENDING: unique symbol = Symbol('pending');
@@ -21,14 +21,17 @@ let P = 0;
 let E = 0;
 let ext = false;
 let refs: unknown[] = [];
+let parts: Uint8Array[] | undefined;
 
 /**
- * Decode one marshal value from `buf[start, end)`. With `extended`, `complex(ms, 0.0)` is a tagged Date. With
- * `wrapper`, the root is a container of user values (a batch of stream items) whose level does not count.
+ * Decode one marshal value from `buf[start, end)`. With `extended`, the value may hold tagged values: a
+ * `complex(ms, 0.0)` is a Date, a tuple `(Ellipsis, name, ...)` an array, big bytes, a DataFrame or a Series, whose
+ * large buffers are in `frameParts` (each owned by the value it becomes). With `wrapper`, the root is a container
+ * of user values (a batch of stream items) whose level does not count.
  * @throws ConversionError for Python types without a JavaScript counterpart, cycles, nesting deeper than MAX_DEPTH
  *   and malformed or truncated data.
  */
-export function decode(buf: Buffer, start: number, end: number, extended: boolean, wrapper = false): unknown {
+export function decode(buf: Buffer, start: number, end: number, extended: boolean, wrapper = false, frameParts?: Uint8Array[]): unknown {
   if (!(start >= 0 && start <= end && end <= buf.length)) {
     throw new ConversionError(`invalid range [${start}, ${end}) of a ${buf.length}-byte buffer`);
   }
@@ -36,6 +39,7 @@ export function decode(buf: Buffer, start: number, end: number, extended: boolea
   P = start;
   E = end;
   ext = extended;
+  parts = frameParts;
   try {
     const v = read(wrapper ? -1 : 0);
     if (P !== E) throw new ConversionError(`bad marshal data: ${E - P} unexpected bytes after the value`);
@@ -47,6 +51,7 @@ export function decode(buf: Buffer, start: number, end: number, extended: boolea
     throw e;
   } finally {
     B = EMPTY;
+    parts = undefined;
     if (refs.length !== 0) refs = [];
   }
 }
@@ -182,6 +187,12 @@ function read(d: number): unknown {
       }
       if (d >= MAX_DEPTH) tooDeep();
       const slot = flag ? refs.push(PENDING) - 1 : -1;
+      if (ext && n > 1 && (code & 0x7f) !== 0x5b && B[P] === 0x2e) {
+        P++;
+        const tagged = tag(n - 1, d + 1);
+        if (flag) refs[slot] = tagged;
+        return tagged;
+      }
       const a: unknown[] = new Array(n);
       for (let i = 0; i < n; i++) a[i] = read(d + 1);
       if (flag) refs[slot] = a;
@@ -252,6 +263,34 @@ function read(d: number): unknown {
   }
   if (flag) refs.push(v);
   return v;
+}
+
+/** A tagged value `(Ellipsis, name, ...fields)` (see python/_pyworkers/values.py); its Ellipsis is read. */
+function tag(n: number, d: number): unknown {
+  const f: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) f[i] = read(d);
+  switch (f[0]) {
+    case 'B':
+      return part(f[1]);
+    case 'A': {
+      const data = f[3];
+      const bytes = typeof data === 'number' ? part(data) : data;
+      if (typeof f[1] !== 'string' || !Array.isArray(f[2]) || !(bytes instanceof Uint8Array)) throw new ConversionError('bad marshal data: malformed array');
+      return NDArray.fromWire(f[1], f[2] as number[], bytes);
+    }
+    case 'DF':
+      return DataFrame.fromWire(f[1] as unknown[], f[2] as Column[], f[3] as Column | null);
+    case 'SR':
+      return new Series(f[2] as Column, { name: f[1], index: f[3] as Column | null });
+  }
+  throw new ConversionError(`bad marshal data: unknown tagged value ${JSON.stringify(String(f[0]))}`);
+}
+
+/** Part `i` of the frame, as a Uint8Array over all of an ArrayBuffer of its own. */
+function part(i: unknown): Uint8Array {
+  const p = typeof i === 'number' ? parts?.[i] : undefined;
+  if (!p) throw new ConversionError(`bad marshal data: the frame has no part ${String(i)}`);
+  return p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? new Uint8Array(p.buffer, 0, p.byteLength) : Uint8Array.prototype.slice.call(p);
 }
 
 function complex(re: number, im: number): unknown {
@@ -328,11 +367,10 @@ function long(): number | bigint {
   return n < 0 ? -big : big;
 }
 
+/** A copy: a result owns its memory (large bytes arrive as parts, each already a buffer of its own). */
 function bytes(n: number): Uint8Array {
-  const ab = B.buffer;
   const off = B.byteOffset + P;
-  if (n >= VIEW_MIN && 2 * n >= ab.byteLength) return new Uint8Array(ab, off, n);
-  return new Uint8Array(ab.slice(off, off + n));
+  return new Uint8Array(B.buffer.slice(off, off + n));
 }
 
 /** UTF-8 with "surrogatepass": Node's decoder unless it met something it replaced with U+FFFD. */

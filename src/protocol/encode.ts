@@ -7,6 +7,9 @@
  * of a failure.
  */
 import { ConversionError } from '../errors.js';
+import { DataFrame, Series } from './dataframe.js';
+import { PART_BUFFER, PART_BYTES } from './frames.js';
+import { dtypeOfTypedArray, NDArray, typestrOf } from './ndarray.js';
 import { kTuple } from './tuple.js';
 
 /** Deepest nesting of containers accepted in either direction. */
@@ -34,6 +37,7 @@ const T_SMALL_TUPLE = 0x29; // ')'
 const T_LIST = 0x5b; // '['
 const T_DICT = 0x7b; // '{'
 const T_SET = 0x3c; // '<'
+const T_ELLIPSIS = 0x2e; // '.'
 const FLAG_REF = 0x80;
 
 const INITIAL_SIZE = 16 * 1024;
@@ -45,6 +49,8 @@ const KEEP_MAX = 1024 * 1024;
 const KEY_REFS_MAX = 4096;
 const KEY_REF_MAX_LENGTH = 64;
 const INT32_MAX = 0x7fffffff;
+/** Buffers at least this large travel as parts of the frame, written from their own memory (see frames.ts). */
+export const PART_MIN = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -120,15 +126,18 @@ export class Encoder {
   private readonly keyRefs = new Map<string, number>();
   /** FLAG_REF objects written in this message (= the next ref index). */
   private refCount = 0;
+  /** Large buffers of this message, sent after it as they are; the message refers to them by index. */
+  private partList: Uint8Array[] = [];
+  private partKinds: number[] = [];
 
   /** True when the message contains a tagged value (a Date) since `begin()`. */
   get tagged(): boolean {
     return this.isTagged;
   }
 
-  /** Bytes written so far, including the reserved header. */
-  get length(): number {
-    return this.pos;
+  /** The parts of the message since `begin()`, with what Python reads each into (PART_BYTES, PART_BUFFER). */
+  get parts(): { buffers: Uint8Array[]; kinds: number[] } | undefined {
+    return this.partList.length ? { buffers: this.partList, kinds: this.partKinds } : undefined;
   }
 
   /**
@@ -143,6 +152,10 @@ export class Encoder {
     this.isTagged = false;
     this.refCount = 0;
     if (this.keyRefs.size !== 0) this.keyRefs.clear();
+    if (this.partList.length !== 0) {
+      this.partList = [];
+      this.partKinds = [];
+    }
   }
 
   /** The finished message (reserve + encoded bytes). The caller owns it: later messages never write into it. */
@@ -323,7 +336,29 @@ export class Encoder {
       return;
     }
     if (ArrayBuffer.isView(v)) {
-      this.binary(v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      this.view(v, d);
+      return;
+    }
+    if (v instanceof NDArray) {
+      this.arrayTag(typestrOf(v.dtype), v.shape, v.data);
+      return;
+    }
+    if (v instanceof DataFrame) {
+      this.enter(v, d);
+      this.tagHeader('DF', 3);
+      this.array(v.columns, d + 1, T_LIST, false);
+      this.array(v.data, d + 1, T_LIST, false);
+      this.any(v.index, d + 1);
+      this.stack[d] = undefined;
+      return;
+    }
+    if (v instanceof Series) {
+      this.enter(v, d);
+      this.tagHeader('SR', 3);
+      this.any(v.name, d + 1);
+      this.any(v.values, d + 1);
+      this.any(v.index, d + 1);
+      this.stack[d] = undefined;
       return;
     }
     if (v instanceof Map) {
@@ -495,6 +530,9 @@ export class Encoder {
     }
     if (v instanceof Set) {
       throw new Failure('unhashable key: a Set would be a Python set, which cannot be a dict key or set element', d);
+    }
+    if ((ArrayBuffer.isView(v) && !(v instanceof Uint8Array)) || v instanceof NDArray || v instanceof DataFrame || v instanceof Series) {
+      throw new Failure(`unhashable key: a ${v.constructor.name} would be a Python array, which cannot be a dict key or set element`, d);
     }
     const boxed = unbox(v);
     if (boxed !== v) {
@@ -695,13 +733,65 @@ export class Encoder {
     return p - at;
   }
 
+  /** `bytes`; a large one as a part. */
   private binary(u: Uint8Array): void {
+    if (u.byteLength >= PART_MIN) {
+      this.tagHeader('B', 1);
+      this.part(u, PART_BYTES);
+      return;
+    }
+    this.inline(u);
+  }
+
+  private inline(u: Uint8Array): void {
     const n = u.byteLength;
-    if (n > INT32_MAX) throw new Failure('binary data larger than 2 GiB cannot be sent to Python', Infinity);
     this.ensure(5 + n);
     this.header(T_STRING, n);
     this.buf.set(u, this.pos);
     this.pos += n;
+  }
+
+  /** A buffer written after the message as it is; the message holds its index. */
+  private part(u: Uint8Array, kind: number): void {
+    if (u.byteLength > INT32_MAX) throw new Failure('binary data larger than 2 GiB cannot be sent to Python', Infinity);
+    this.partList.push(u);
+    this.partKinds.push(kind);
+    this.ensure(5);
+    this.header(T_INT, this.partList.length - 1);
+  }
+
+  /** A TypedArray or DataView: an array of its element type (a Uint8Array or Buffer is `bytes`). */
+  private view(v: ArrayBufferView, d: number): void {
+    if (v instanceof Uint8Array) {
+      this.binary(v);
+      return;
+    }
+    if (v instanceof DataView) {
+      this.arrayTag('|u1', [v.byteLength], v);
+      return;
+    }
+    const dtype = dtypeOfTypedArray(v);
+    if (!dtype) throw new Failure(`a ${v.constructor.name} cannot be sent to Python`, d);
+    this.arrayTag(typestrOf(dtype), [(v as unknown as ArrayLike<unknown>).length], v);
+  }
+
+  /** The start of a tagged value `(Ellipsis, name, ...)` with `fields` more items. */
+  private tagHeader(name: string, fields: number): void {
+    this.isTagged = true;
+    this.tupleHeader(fields + 2);
+    this.byte(T_ELLIPSIS);
+    this.string(name, 0);
+  }
+
+  /** An n-dimensional array: `(Ellipsis, 'A', typestr, shape, data)`, data inline or a part. */
+  private arrayTag(typestr: string, shape: readonly number[], data: ArrayBufferView): void {
+    this.tagHeader('A', 3);
+    this.string(typestr, 0);
+    this.tupleHeader(shape.length);
+    for (const n of shape) this.num(n);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength >= PART_MIN) this.part(bytes, PART_BUFFER);
+    else this.inline(bytes);
   }
 }
 

@@ -1,12 +1,23 @@
 /**
  * Frames on the worker's channels. Each: u32 LE length of what follows, u8 kind, u8 flags, u32 LE id, and a
  * payload of one marshal value. Mirrors python/_pyworkers/protocol.py.
+ *
+ * With FLAG_PARTS the payload is: u32 LE count, count × (u32 LE size, u32 LE kind), the marshal value, then the
+ * parts. A part is a large buffer (an array's data, big bytes) written from the memory it lies in and read into a
+ * buffer of its own, so that neither side copies it into or out of the message.
  */
 import type { Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 10;
 export const FLAG_TAGGED = 0x01;
+/** The payload has parts (see above); implies FLAG_TAGGED. */
+export const FLAG_PARTS = 0x02;
+/** What Python reads a part into: `bytes`, or a writable buffer (an array's data). */
+export const PART_BYTES = 0;
+export const PART_BUFFER = 1;
+/** Frames at least this large are read into buffers of their own as their chunks arrive (no concatenation). */
+const BIG_FRAME = 64 * 1024;
 /** Payloads larger than this are refused (a frame length beyond it means a corrupt stream). */
 export const MAX_FRAME = 2 ** 31;
 
@@ -29,50 +40,133 @@ export const Kind = {
   ITEMS_END: 68,
 } as const;
 
-/** Fill in the header that `Encoder.begin(HEADER_SIZE)` left room for. */
-export function writeHeader(frame: Buffer, kind: number, flags: number, id: number): Buffer {
-  frame.writeUInt32LE(frame.length - 4, 0);
+/** Fill in the header that `Encoder.begin(HEADER_SIZE)` left room for; `extra` bytes of parts follow the frame. */
+export function writeHeader(frame: Buffer, kind: number, flags: number, id: number, extra = 0): Buffer {
+  frame.writeUInt32LE(frame.length - 4 + extra, 0);
   frame[4] = kind;
   frame[5] = flags;
   frame.writeUInt32LE(id, 6);
   return frame;
 }
 
-export type FrameHandler = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number) => void;
+export type FrameHandler = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]) => void;
 
-/** Cuts a byte stream into frames, copying only when a frame spans chunks. */
+/** A frame too big for one chunk, read into its buffers as chunks arrive: the head, then each part. */
+class Assembly {
+  readonly buffers: Buffer[];
+  #index = 0;
+  #offset = 0;
+
+  constructor(sizes: number[]) {
+    this.buffers = sizes.map((size) => Buffer.allocUnsafeSlow(size));
+  }
+
+  get done(): boolean {
+    return this.#index === this.buffers.length;
+  }
+
+  /** Copy from `chunk[pos..]` what belongs to the frame; returns the position after it. */
+  fill(chunk: Buffer, pos: number): number {
+    while (pos < chunk.length && this.#index < this.buffers.length) {
+      const target = this.buffers[this.#index]!;
+      const n = Math.min(target.length - this.#offset, chunk.length - pos);
+      chunk.copy(target, this.#offset, pos, pos + n);
+      pos += n;
+      this.#offset += n;
+      if (this.#offset === target.length) {
+        this.#index++;
+        this.#offset = 0;
+      }
+    }
+    return pos;
+  }
+}
+
+/**
+ * Cuts a byte stream into frames. A frame inside one chunk is handed on as a view of it; a small frame that
+ * spans chunks is concatenated once; a large one is copied into its own buffers as its chunks arrive.
+ */
 export class FrameReader {
   #pending: Buffer[] = [];
   #pendingSize = 0;
+  /** Bytes the pending data must reach before it is looked at again. */
   #need = 0;
+  #assembly: Assembly | undefined;
 
   constructor(private readonly onFrame: FrameHandler) {}
 
   push(chunk: Buffer): void {
-    if (this.#pendingSize > 0) {
+    let pos = 0;
+    if (this.#assembly) {
+      pos = this.#assembly.fill(chunk, 0);
+      if (!this.#assembly.done) return;
+      this.#emitAssembled(this.#assembly);
+      this.#assembly = undefined;
+    } else if (this.#pendingSize > 0) {
       this.#pending.push(chunk);
       this.#pendingSize += chunk.length;
-      if (this.#need === 0 && this.#pendingSize >= 4) this.#need = this.#frameSize(Buffer.concat(this.#pending, 4), 0);
-      if (this.#need === 0 || this.#pendingSize < this.#need) return;
+      if (this.#pendingSize < this.#need) return;
       chunk = Buffer.concat(this.#pending, this.#pendingSize);
       this.#pending = [];
       this.#pendingSize = 0;
-      this.#need = 0;
     }
-    let pos = 0;
-    const end = chunk.length;
-    while (end - pos >= HEADER_SIZE) {
-      const size = this.#frameSize(chunk, pos);
-      if (end - pos < size) break;
-      this.onFrame(chunk[pos + 4]!, chunk[pos + 5]!, chunk.readUInt32LE(pos + 6), chunk, pos + HEADER_SIZE, pos + size);
-      pos += size;
+    this.#frames(chunk, pos);
+  }
+
+  #frames(buf: Buffer, pos: number): void {
+    const end = buf.length;
+    while (pos < end) {
+      const avail = end - pos;
+      if (avail < HEADER_SIZE) return this.#wait(buf, pos, HEADER_SIZE);
+      const size = this.#frameSize(buf, pos);
+      const parted = (buf[pos + 5]! & FLAG_PARTS) !== 0;
+      if (avail >= size) {
+        if (parted) this.#emitParted(buf, pos, size);
+        else this.onFrame(buf[pos + 4]!, buf[pos + 5]!, buf.readUInt32LE(pos + 6), buf, pos + HEADER_SIZE, pos + size);
+        pos += size;
+        continue;
+      }
+      let sizes: number[];
+      if (parted) {
+        if (avail < HEADER_SIZE + 4) return this.#wait(buf, pos, HEADER_SIZE + 4);
+        const tableEnd = HEADER_SIZE + 4 + 8 * buf.readUInt32LE(pos + HEADER_SIZE);
+        if (avail < tableEnd) return this.#wait(buf, pos, Math.min(tableEnd, size));
+        sizes = partSizes(buf, pos, size);
+      } else if (size >= BIG_FRAME) {
+        sizes = [size];
+      } else {
+        return this.#wait(buf, pos, size);
+      }
+      this.#assembly = new Assembly(sizes);
+      this.#assembly.fill(buf, pos);
+      return;
     }
-    if (pos < end) {
-      const rest = chunk.subarray(pos);
-      this.#pending.push(rest);
-      this.#pendingSize = rest.length;
-      this.#need = rest.length >= 4 ? this.#frameSize(rest, 0) : 0;
+  }
+
+  #wait(buf: Buffer, pos: number, need: number): void {
+    const rest = buf.subarray(pos);
+    this.#pending = [rest];
+    this.#pendingSize = rest.length;
+    this.#need = need;
+  }
+
+  /** A frame with parts, all in `buf`: each part is copied into a buffer of its own (results own their memory). */
+  #emitParted(buf: Buffer, pos: number, size: number): void {
+    const sizes = partSizes(buf, pos, size);
+    const headEnd = pos + sizes[0]!;
+    const parts: Uint8Array[] = [];
+    let at = headEnd;
+    for (let i = 1; i < sizes.length; i++) {
+      parts.push(Uint8Array.prototype.slice.call(buf, at, at + sizes[i]!));
+      at += sizes[i]!;
     }
+    this.onFrame(buf[pos + 4]!, buf[pos + 5]!, buf.readUInt32LE(pos + 6), buf, messageStart(buf, pos), headEnd, parts);
+  }
+
+  #emitAssembled(assembly: Assembly): void {
+    const [head, ...parts] = assembly.buffers as [Buffer, ...Buffer[]];
+    if (head[5]! & FLAG_PARTS) this.onFrame(head[4]!, head[5]!, head.readUInt32LE(6), head, messageStart(head, 0), head.length, parts);
+    else this.onFrame(head[4]!, head[5]!, head.readUInt32LE(6), head, HEADER_SIZE, head.length);
   }
 
   #frameSize(buf: Buffer, pos: number): number {
@@ -82,20 +176,69 @@ export class FrameReader {
   }
 }
 
+/**
+ * [head size, part sizes...] of the FLAG_PARTS frame of `size` bytes at buf[pos]; the head is the header, the
+ * parts table and the message.
+ */
+function partSizes(buf: Buffer, pos: number, size: number): number[] {
+  const count = buf.readUInt32LE(pos + HEADER_SIZE);
+  const sizes = [0];
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const n = buf.readUInt32LE(pos + HEADER_SIZE + 4 + 8 * i);
+    sizes.push(n);
+    total += n;
+  }
+  sizes[0] = size - total;
+  if (sizes[0] <= HEADER_SIZE + 4 + 8 * count) throw new ProtocolError('corrupt frame: its parts are larger than the frame');
+  return sizes;
+}
+
+/** Where the message of the FLAG_PARTS frame at buf[pos] starts: past the header and the parts table. */
+function messageStart(buf: Buffer, pos: number): number {
+  return pos + HEADER_SIZE + 4 + 8 * buf.readUInt32LE(pos + HEADER_SIZE);
+}
+
+/** The head of a frame with parts: room for the header, the parts table, then `message`. */
+export function partsHead(message: Buffer, messageStart: number, parts: readonly Uint8Array[], kinds: readonly number[]): Buffer {
+  const tableSize = 4 + 8 * parts.length;
+  const head = Buffer.allocUnsafe(HEADER_SIZE + tableSize + message.length - messageStart);
+  head.fill(0, 0, HEADER_SIZE);
+  head.writeUInt32LE(parts.length, HEADER_SIZE);
+  parts.forEach((part, i) => {
+    head.writeUInt32LE(part.byteLength, HEADER_SIZE + 4 + 8 * i);
+    head.writeUInt32LE(kinds[i]!, HEADER_SIZE + 8 + 8 * i);
+  });
+  message.copy(head, HEADER_SIZE + tableSize, messageStart);
+  return head;
+}
+
 /** Coalesces the frames written during one turn of the event loop into one write. */
 export class FrameWriter {
-  #queue: Buffer[] = [];
+  #queue: Uint8Array[] = [];
   #scheduled = false;
 
   constructor(private readonly socket: Socket) {}
 
-  /** Queue a frame; with `now` (nothing else in flight, so nothing to share a write with) send it at once. */
-  write(frame: Buffer, now = false): void {
+  /**
+   * Queue a frame (and the parts that follow it, written from their own memory); with `now` (nothing else in
+   * flight, so nothing to share a write with) send it at once.
+   */
+  write(frame: Buffer, now = false, parts?: readonly Uint8Array[]): void {
     if (now && !this.#scheduled) {
-      if (!this.socket.destroyed) this.socket.write(frame);
+      if (this.socket.destroyed) return;
+      if (!parts) {
+        this.socket.write(frame);
+        return;
+      }
+      this.socket.cork();
+      this.socket.write(frame);
+      for (const part of parts) this.socket.write(part);
+      this.socket.uncork();
       return;
     }
     this.#queue.push(frame);
+    if (parts) this.#queue.push(...parts);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.flush);
