@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConversionError, createPool, isTuple, MAX_DEPTH, PyWorkersError, tuple, type Pool } from '../src/index.js';
+import { ConversionError, createPool, isTuple, MAX_DEPTH, NDArray, PyWorkersError, tuple, type Pool } from '../src/index.js';
 import { pool } from './helpers.js';
 
 let shared: Pool;
@@ -287,9 +287,14 @@ describe('Python → JavaScript', () => {
     assert.equal(micro.toISOString(), '2020-01-01T00:00:00.123Z', 'microseconds are cut to milliseconds');
   });
 
-  test('objects with the buffer protocol arrive as raw bytes', async () => {
-    assert.deepStrictEqual(await shared.eval('memoryview(b"mv")'), new Uint8Array([109, 118]));
-    assert.deepStrictEqual(await shared.eval('__import__("array").array("B", [1, 2, 3])'), new Uint8Array([1, 2, 3]));
+  test('memoryviews and array.arrays arrive as NDArrays of their element type; other bytes-like objects as bytes', async () => {
+    const mv = (await shared.eval('memoryview(b"mv")')) as NDArray;
+    assert.ok(mv instanceof NDArray);
+    assert.deepStrictEqual([mv.dtype, mv.shape, [...mv.data]], ['uint8', [2], [109, 118]]);
+    const arr = (await shared.eval('__import__("array").array("B", [1, 2, 3])')) as NDArray;
+    assert.deepStrictEqual([arr.dtype, arr.shape, [...arr.data]], ['uint8', [3], [1, 2, 3]]);
+    assert.deepStrictEqual(await shared.eval('bytearray(b"ba")'), new Uint8Array([98, 97]));
+    assert.deepStrictEqual(await shared.eval('__import__("mmap").mmap(-1, 3)'), new Uint8Array([0, 0, 0]));
   });
 });
 
