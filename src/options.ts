@@ -2,7 +2,6 @@ import os from 'node:os';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
-import type { NDArray } from './protocol/ndarray.js';
 
 /** Options of {@link createPool}. Every one is optional. */
 export interface PoolOptions {
@@ -47,7 +46,7 @@ export interface PoolOptions {
   /** Sample every worker's memory on an interval: `'memory'` and `'pressure'` events. See {@link MonitorOptions}. */
   monitor?: MonitorOptions | boolean;
   /**
-   * What typed arrays and {@link NDArray}s become in Python: `'memoryview'`, a typed `memoryview` of their dtype and
+   * What typed arrays and `NDArray`s become in Python: `'memoryview'`, a typed `memoryview` of their dtype and
    * shape (standard library only; `numpy.asarray(x)` wraps it without a copy), or `'numpy'`, a `numpy.ndarray`
    * (numpy must be installed for the interpreter: the worker fails to start otherwise). Both are writable.
    * @default 'memoryview'

@@ -3,6 +3,7 @@
  * failing test cannot leave workers behind or hang the suite.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterEach } from 'node:test';
 import { createPool, type Pool, type PoolOptions } from '../src/index.js';
@@ -58,4 +59,35 @@ export async function rejection(promise: Promise<unknown>): Promise<any> {
     return error;
   }
   assert.fail('expected a rejection');
+}
+
+/**
+ * An interpreter that can import `module` (numpy, pandas): $PYWORKERS_TEST_PYTHON, `python3` or Debian's
+ * `/usr/bin/python3` (which `apt-get install python3-numpy` equips), or undefined.
+ */
+export function pythonWith(module: string): string | undefined {
+  for (const candidate of [process.env.PYWORKERS_TEST_PYTHON, 'python3', '/usr/bin/python3']) {
+    if (!candidate) continue;
+    try {
+      return execFileSync(candidate, ['-c', `import ${module}, sys; print(sys.executable)`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Test options that skip a test needing `module` where no interpreter has it, saying why. In CI (`CI=true`)
+ * nothing is skipped: CI installs these packages, so a missing one fails the test.
+ */
+export function requires(python: string | undefined, module: string): { skip: string | false } {
+  if (python || process.env.CI) return { skip: false };
+  return { skip: `no Python with ${module} here (install it, e.g. apt-get install python3-${module})` };
+}
+
+/** The interpreter a test needs, or a failure that says it is missing. */
+export function need(python: string | undefined, module: string): string {
+  if (!python) assert.fail(`no Python interpreter can import ${module}: .ci/run installs it (python3-${module})`);
+  return python;
 }

@@ -137,8 +137,8 @@ def _memoryview_tag(view, parts, what='memoryview'):
         fmt = fmt[1:]
     kind = _FORMAT_KIND.get(fmt)
     if kind is None or (kind, view.itemsize) not in _ARRAY_FORMAT:
-        raise Unconvertible("a %s of format %r has no JavaScript typed array (supported: %s)"
-                            % (what, view.format, SUPPORTED_DTYPES), what)
+        raise Unconvertible("the format %r of a %s has no JavaScript typed array (supported: %s)"
+                            % (view.format, what, SUPPORTED_DTYPES), what)
     size = view.itemsize
     return _array_tag(view, '%s%s%d' % ('|' if size == 1 else order, kind, size), parts)
 
@@ -295,8 +295,7 @@ def _convert(obj, depth, active, parts):
         raise Unconvertible("Python type '%s' has no JavaScript counterpart" % name, name) from None
     if view.format in ('B', 'b', 'c') and view.ndim <= 1:
         return _convert(view.tobytes(), depth, active, parts)  # another bytes-like object (mmap, ...)
-    name = _type_name(obj)
-    raise Unconvertible("Python type '%s' has no JavaScript counterpart" % name, name)
+    return _memoryview_tag(view, parts, _type_name(obj))  # a typed buffer (ctypes arrays, ...)
 
 
 def dumps(obj, wrapper=False):

@@ -118,10 +118,10 @@ export class NDArray<D extends DType = DType> {
    * @param dtype element type; default: the TypedArray's (`Float64Array` → `'float64'`).
    * @throws ArgumentError when they disagree.
    */
-  constructor(data: TypedArrayOf[D], shape?: readonly number[], dtype?: D);
+  constructor(data: TypedArray, shape?: readonly number[], dtype?: DType);
   /** @internal */
-  constructor(data: TypedArrayOf[D], shape: readonly number[], dtype: D, key: typeof kKey);
-  constructor(data: TypedArrayOf[D], shape?: readonly number[], dtype?: D, key?: typeof kKey) {
+  constructor(data: TypedArray, shape: readonly number[], dtype: DType, key: typeof kKey);
+  constructor(data: TypedArray, shape?: readonly number[], dtype?: DType, key?: typeof kKey) {
     if (key !== kKey) {
       const own = ArrayBuffer.isView(data) && !(data instanceof DataView) ? dtypeOfTypedArray(data) : undefined;
       if (!own) throw new ArgumentError('NDArray: data must be a TypedArray (Float64Array, Int32Array, ...)');
@@ -129,7 +129,7 @@ export class NDArray<D extends DType = DType> {
         throw new ArgumentError(`NDArray: unknown dtype ${JSON.stringify(dtype)}; expected one of ${DTYPES.join(', ')}`);
       }
       const want = dtype ?? own;
-      if (want !== own && !(want === 'bool' && own === 'uint8')) {
+      if (want !== own && !(want === 'bool' && own === 'uint8' && data instanceof Uint8Array)) {
         throw new ArgumentError(`NDArray: dtype '${want}' needs a ${CTORS[want].name}, not a ${data.constructor.name}`);
       }
       shape ??= [data.length];
@@ -138,11 +138,11 @@ export class NDArray<D extends DType = DType> {
       }
       const size = shape.reduce((a, b) => a * b, 1);
       if (size !== data.length) throw new ArgumentError(`NDArray: shape [${shape.join(', ')}] holds ${size} elements, but data has ${data.length}`);
-      dtype = want as D;
+      dtype = want;
     }
-    this.data = data;
+    this.data = data as TypedArrayOf[D];
     this.shape = Object.freeze([...shape!]);
-    this.dtype = dtype!;
+    this.dtype = dtype as D;
   }
 
   /** Number of elements. */
@@ -198,7 +198,7 @@ export class NDArray<D extends DType = DType> {
     if (size !== data.length || !shape.every((n) => Number.isSafeInteger(n) && n >= 0)) {
       throw new ConversionError(`bad array data: shape [${shape.join(', ')}] for ${data.length} elements`);
     }
-    return new NDArray(data as TypedArrayOf[DType], shape, dtype, kKey);
+    return new NDArray(data, shape, dtype, kKey);
   }
 }
 
