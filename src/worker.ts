@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ConversionError, PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from './errors.js';
 import { CallJob, decodePayload, errorFromReply, type Job } from './job.js';
 import { Encoder } from './protocol/encode.js';
-import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, writeHeader } from './protocol/frames.js';
+import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, socketDirectRead, writeHeader } from './protocol/frames.js';
 
 export const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'python');
 const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
@@ -146,7 +146,7 @@ export class PythonWorker {
     this.#data = this.#child.stdio[3] as Socket;
     this.#control = this.#child.stdio[4] as Socket;
     this.#writer = new FrameWriter(this.#data);
-    const dataReader = new FrameReader(this.#onDataFrame);
+    const dataReader = new FrameReader(this.#onDataFrame, socketDirectRead(this.#data));
     const controlReader = new FrameReader(this.#onControlFrame);
     this.#data.on('data', (chunk: Buffer) => this.#guard(() => dataReader.push(chunk)));
     this.#control.on('data', (chunk: Buffer) => this.#guard(() => controlReader.push(chunk)));

@@ -6,6 +6,7 @@
  * parts. A part is a large buffer (an array's data, big bytes) written from the memory it lies in and read into a
  * buffer of its own, so that neither side copies it into or out of the message.
  */
+import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 
@@ -18,6 +19,12 @@ export const PART_BYTES = 0;
 export const PART_BUFFER = 1;
 /** Frames at least this large are read into buffers of their own as their chunks arrive (no concatenation). */
 const BIG_FRAME = 64 * 1024;
+/**
+ * Frames at least this large are read straight into their buffers where the stream allows (see DirectRead):
+ * Node's own reads allocate a 64 KiB chunk each, which the allocator keeps long after: +30% of the frame in RSS.
+ * Smaller frames take Node's chunks, which was faster for them (measured with 1 and 8 MiB).
+ */
+const DIRECT_MIN = 32 * 1024 * 1024;
 /** Payloads larger than this are refused (a frame length beyond it means a corrupt stream). */
 export const MAX_FRAME = 2 ** 31;
 
@@ -51,18 +58,41 @@ export function writeHeader(frame: Buffer, kind: number, flags: number, id: numb
 
 export type FrameHandler = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]) => void;
 
+/**
+ * Reads up to `length` bytes of the stream into `target` at `offset` without waiting: the count, or 0 when
+ * nothing is ready. It lets a large frame be read straight into its buffers instead of through chunks.
+ */
+export type DirectRead = (target: Buffer, offset: number, length: number) => number;
+
 /** A frame too big for one chunk, read into its buffers as chunks arrive: the head, then each part. */
 class Assembly {
   readonly buffers: Buffer[];
   #index = 0;
   #offset = 0;
 
+  readonly size: number;
+
   constructor(sizes: number[]) {
     this.buffers = sizes.map((size) => Buffer.allocUnsafeSlow(size));
+    this.size = sizes.reduce((a, b) => a + b, 0);
   }
 
   get done(): boolean {
     return this.#index === this.buffers.length;
+  }
+
+  /** Read what is available straight into the buffers. */
+  drain(read: DirectRead): void {
+    while (this.#index < this.buffers.length) {
+      const target = this.buffers[this.#index]!;
+      const n = read(target, this.#offset, target.length - this.#offset);
+      if (n <= 0) return;
+      this.#offset += n;
+      if (this.#offset === target.length) {
+        this.#index++;
+        this.#offset = 0;
+      }
+    }
   }
 
   /** Copy from `chunk[pos..]` what belongs to the frame; returns the position after it. */
@@ -93,15 +123,21 @@ export class FrameReader {
   #need = 0;
   #assembly: Assembly | undefined;
 
-  constructor(private readonly onFrame: FrameHandler) {}
+  /**
+   * @param onFrame called with each frame.
+   * @param directRead when given, a large frame's rest is read with it straight into the frame's buffers (no
+   *   chunk allocated per 64 KiB, no copy out of it); it must read from the stream `push` gets its chunks from.
+   */
+  constructor(
+    private readonly onFrame: FrameHandler,
+    private readonly directRead?: DirectRead,
+  ) {}
 
   push(chunk: Buffer): void {
     let pos = 0;
     if (this.#assembly) {
       pos = this.#assembly.fill(chunk, 0);
-      if (!this.#assembly.done) return;
-      this.#emitAssembled(this.#assembly);
-      this.#assembly = undefined;
+      if (!this.#assembled()) return;
     } else if (this.#pendingSize > 0) {
       this.#pending.push(chunk);
       this.#pendingSize += chunk.length;
@@ -138,9 +174,20 @@ export class FrameReader {
         return this.#wait(buf, pos, size);
       }
       this.#assembly = new Assembly(sizes);
-      this.#assembly.fill(buf, pos);
+      this.#assembly.fill(buf, pos); // all the rest of buf: the frame did not fit in it
+      this.#assembled();
       return;
     }
+  }
+
+  /** Read more of a very large frame directly, if possible; emit the frame when complete. */
+  #assembled(): boolean {
+    const assembly = this.#assembly!;
+    if (!assembly.done && assembly.size >= DIRECT_MIN && this.directRead) assembly.drain(this.directRead);
+    if (!assembly.done) return false;
+    this.#assembly = undefined;
+    this.#emitAssembled(assembly);
+    return true;
   }
 
   #wait(buf: Buffer, pos: number, need: number): void {
@@ -211,6 +258,26 @@ export function partsHead(message: Buffer, messageStart: number, parts: readonly
   });
   message.copy(head, HEADER_SIZE + tableSize, messageStart);
   return head;
+}
+
+/**
+ * A DirectRead from a socket's file descriptor, or undefined where it has none (not a Unix pipe or socket). It
+ * reads only while the socket has no chunk waiting to be handed out, so bytes are never taken out of order, and
+ * only while the socket is open (its descriptor cannot have been reused).
+ */
+export function socketDirectRead(socket: Socket): DirectRead | undefined {
+  const handle = () => (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  if (process.platform === 'win32' || typeof handle()?.fd !== 'number') return undefined;
+  return (target, offset, length) => {
+    const fd = handle()?.fd;
+    if (socket.destroyed || socket.readableLength > 0 || typeof fd !== 'number' || fd < 0) return 0;
+    try {
+      return readSync(fd, target, offset, length, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EAGAIN' || (error as NodeJS.ErrnoException).code === 'EWOULDBLOCK') return 0;
+      throw error;
+    }
+  };
 }
 
 /** Coalesces the frames written during one turn of the event loop into one write. */
