@@ -134,7 +134,7 @@ export class PythonWorker {
     this.#child = spawn(config.executable, ['-c', BOOT], {
       cwd: config.cwd,
       env: {
-        // OpenBLAS starting a thread per core under a memory cap can fail to import numpy (DESIGN.md).
+        // OpenBLAS starting a thread per core under a memory cap can fail to import numpy.
         ...(config.init?.memoryLimit ? { OPENBLAS_NUM_THREADS: '1' } : {}),
         ...config.env,
         PYWORKERS_HOST_PID: String(process.pid),

@@ -388,6 +388,14 @@ describe('arrays option', () => {
 });
 
 describe('pandas', requires(PANDAS, 'pandas'), () => {
+  test('examples/arrays.ts runs', async () => {
+    const script = path.resolve('examples/arrays.ts');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, PYWORKERS_PYTHON: need(PANDAS, 'pandas') } });
+    for (const line of ['mean: 2', "arrives as: [ 'memoryview', 'i', '<i4' ]", 'a @ a: float64 [ 2, 2 ] [ [ 7, 10 ], [ 15, 22 ] ]', "with arrays: 'numpy': [ 'ndarray', [ 3, 2 ] ]", 'last element 8388606', 'described in Python: 1.5']) {
+      assert.ok(stdout.includes(line), `missing ${JSON.stringify(line)} in:\n${stdout}`);
+    }
+  });
+
   const pandasPool = () => pool({ python: need(PANDAS, 'pandas'), setup: 'import numpy as np\nimport pandas as pd' });
 
   test('a DataFrame arrives column-wise: NDArrays for numbers and bools, values for the rest', async () => {
