@@ -280,6 +280,7 @@ describe('numpy', requires(NUMPY, 'numpy'), () => {
     assert.deepStrictEqual(await p.eval('{"m": np.float64(1.5), "l": [np.int64(2), (np.bool_(False),)]}'), { m: 1.5, l: [2, [false]] });
     assert.deepStrictEqual(await p.eval('{np.int64(3): np.str_("x")}'), new Map([[3, 'x']]));
     assert.deepStrictEqual(await p.eval('{np.str_("k"): 1}'), { k: 1 });
+    await assert.rejects(p.eval('np.datetime64("300000-01-01")'), /numpy datetime64 outside the range of a JavaScript Date/);
     await assert.rejects(p.eval('[np.complex128(1j)]'), (e: ConversionError) => e instanceof ConversionError && /complex/.test(e.message) && e.path === 'result[0]');
   });
 

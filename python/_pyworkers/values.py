@@ -20,6 +20,7 @@ from .protocol import FLAG_PARTS, FLAG_TAGGED, MARSHAL_VERSION
 
 MAX_DEPTH = 1000
 PART_MIN = 1 << 16  # buffers at least this large travel as parts of their own, not inside the message
+DATE_MAX = 8640000000000000  # ms: the range of a JavaScript Date is +-this around the epoch
 
 TAG = Ellipsis
 TAG_BYTES = 'B'       # (TAG, 'B', part index): bytes
@@ -113,6 +114,14 @@ def _datetime_tag(obj):
     return complex((delta.days * 86400 + delta.seconds) * 1000.0 + delta.microseconds / 1000.0, 0.0)
 
 
+def _date_tag(ms):
+    """Milliseconds since the epoch (a numpy datetime64) as a Date, if a JavaScript Date can hold them."""
+    if not -DATE_MAX <= ms <= DATE_MAX:
+        raise Unconvertible('a numpy datetime64 outside the range of a JavaScript Date (years -271821 to 275760)',
+                            'numpy.datetime64')
+    return complex(float(ms), 0.0)
+
+
 def _buffer(data, parts):
     """A C-contiguous buffer as a message value: inline bytes when small, else the index of a new part."""
     if data.nbytes < PART_MIN:
@@ -153,7 +162,7 @@ def _ndarray_tag(arr, np, parts, depth, active):
     if kind == 'M':  # datetime64: nested lists of Dates (None for NaT)
         ms = arr.astype('datetime64[ms]').astype(np.int64)
         nat = np.iinfo(np.int64).min
-        return _map_nested(ms.tolist(), lambda v: None if v == nat else complex(float(v), 0.0))
+        return _map_nested(ms.tolist(), lambda v: None if v == nat else _date_tag(v))
     if kind in 'OUS':  # objects, str, bytes: nested lists of converted values
         return _convert(arr.tolist(), depth, active, parts)
     raise Unconvertible("numpy dtype '%s' has no JavaScript typed array (supported: %s); convert it first, "
@@ -181,7 +190,7 @@ def _numpy_scalar(obj, np):
     if kind == 'M':
         if np.isnat(obj):
             return None
-        return complex(float(obj.astype('datetime64[ms]').astype(np.int64)), 0.0)
+        return _date_tag(int(obj.astype('datetime64[ms]').astype(np.int64)))
     raise Unconvertible("numpy type '%s' has no JavaScript counterpart" % type(obj).__name__, _type_name(obj))
 
 
