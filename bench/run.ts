@@ -30,12 +30,23 @@ const WRITE = !argv.has('--no-write');
 
 type Lib = typeof import('../src/index.js');
 type Pool = import('../src/index.js').Pool;
+type NDArray = import('../src/index.js').NDArray;
 // The built package (npm run bench builds it first), typed from the sources.
 const lib = (await import(pathToFileURL(path.join(ROOT, 'dist', 'index.js')).href)) as Lib;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const started = now();
 const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+/** Whether the interpreter has numpy: without it the rows that need numpy are not run (the floor's still are). */
+const HAS_NUMPY = (() => {
+  try {
+    execFileSync(python, ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const NO_NUMPY = 'not run (no numpy)';
 
 /** Sizes of the run; --quick is for checking that the benchmark works, not for figures. */
 const N = QUICK
@@ -53,6 +64,10 @@ function poolBridge(pool: Pool): Bridge {
     intsIn: (values) => pool.call('benchfns', 'take', [values]),
     dictOut: (n) => pool.call('benchfns', 'make_dict', [n]),
     dictIn: (dict) => pool.call('benchfns', 'take', [dict]),
+    ...(HAS_NUMPY && {
+      arrayOut: async () => (await pool.call<NDArray>('benchfns', 'array_out')).data,
+      arrayIn: (data: Float64Array) => pool.call('benchfns', 'array_in', [data]),
+    }),
     pythonPid: () => pool.stats().perWorker[0]?.pid,
     close: () => pool.close(),
   };
@@ -68,6 +83,8 @@ function floorBridge(floors: FloorClient[]): Bridge {
     bytesIn: (data) => f.bytesIn(data),
     intsOut: (n) => f.intsOut(n),
     intsIn: (values) => f.intsIn(values),
+    arrayOut: () => f.arrayOut(),
+    arrayIn: (data) => f.arrayIn(data),
     pythonPid: () => f.pid,
     close: async () => {
       await Promise.all(floors.map((x) => x.close()));
@@ -117,7 +134,7 @@ setRetryBudget(QUICK ? 0 : 90_000);
 const busyBefore = QUICK ? await backgroundCpu(300) : await waitForQuiet(0.15, 60_000, log);
 
 // ------------------------------------------------------------------ start-up
-log(`python: ${python}`);
+log(`python: ${python}${HAS_NUMPY ? '' : ' (no numpy: its rows are not run)'}`);
 log('start-up ...');
 {
   let t0 = now();
@@ -213,7 +230,7 @@ for (const [name, F, P] of [['1', F1, P1], ['2', F2, P2]] as const) {
 log('payloads ...');
 pinMain('same');
 for (const kind of SIZED) {
-  const p = sizedCall(P1, kind)!;
+  const p = sizedCall(P1, kind);
   const f = sizedCall(F1, kind);
   const time = async (call: () => Promise<unknown>, into: number[]) => {
     const t0 = performance.now();
@@ -221,7 +238,7 @@ for (const kind of SIZED) {
     into.push(performance.now() - t0);
   };
   for (let i = 0; i < 3; i++) {
-    await p();
+    if (p) await p();
     if (f) await f();
   }
   // In units of 10 pairs, each repeated while disturbed.
@@ -233,7 +250,7 @@ for (const kind of SIZED) {
       const ff: number[] = [];
       for (let i = done; i < Math.min(N.sized, done + 10); i++) {
         if (f && i % 2 === 1) await time(f, ff);
-        await time(p, pp);
+        if (p) await time(p, pp);
         if (f && i % 2 === 0) await time(f, ff);
       }
       return [pp, ff] as const;
@@ -241,9 +258,27 @@ for (const kind of SIZED) {
     ps.push(...p10);
     fs.push(...f10);
   }
-  pyw[kind] = median(ps);
+  if (p) pyw[kind] = median(ps);
   if (f) flr[kind] = median(fs);
   raw[`${kind}Ms`] = { floor: fs, pyworkers: ps };
+}
+
+// ------------------------------------------------------------------ numpy scalar results
+// Is a numpy scalar result as cheap as a float? The same sequential calls as the trivial-call rows, pinned alike.
+if (HAS_NUMPY) {
+  log('np.float64 results ...');
+  pinMain('same');
+  const f64 = () => pool1.call('benchfns', 'f64');
+  const float = () => pool1.call('benchfns', 'pyfloat');
+  for (const call of [f64, float]) {
+    const v: unknown = await call();
+    if (v !== 2.5) throw new Error(`f64/pyfloat: expected 2.5, got ${String(v)}`);
+    await sequential(call, 2000);
+  }
+  const [a, b] = await interleave('f64', N.rounds, () => sequential(f64, N.latency), () => sequential(float, N.latency));
+  pyw.f64 = median(a.flat()) * 1000;
+  pyw.pyfloat = median(b.flat()) * 1000;
+  raw.f64ResultRoundMediansUs = { f64: a.map((x) => median(x) * 1000), float: b.map((x) => median(x) * 1000) };
 }
 
 // ------------------------------------------------------------------ streams
@@ -419,7 +454,7 @@ if (PEERS_ON) {
     const out = path.join(tmp, `${name}.json`);
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'peers', 'run-peer.ts'), name], {
       cwd: ROOT,
-      env: { ...process.env, BENCH_PYTHON: python, BENCH_OUT: out, BENCH_QUICK: QUICK ? '1' : '0' },
+      env: { ...process.env, BENCH_PYTHON: python, BENCH_NUMPY: HAS_NUMPY ? '1' : '0', BENCH_OUT: out, BENCH_QUICK: QUICK ? '1' : '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
@@ -469,16 +504,32 @@ const add = (row: Row) => (rows.push(row), row);
   target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
   r = add(makeRow('tput2', 'calls/s, 64 in flight, 2 workers', 'calls/s', 'higher', { pyworkers: pyw.tput2, floor: flr.tput2 }, 'not pinned (three busy processes on two CPUs); floor: two floor processes, requests alternated between them.'));
   target(r, '≥ 1.5× the floor', (x) => ratioCheck(x.ratios.floor, (s) => s >= 1.5));
-  const sizedRow = (kind: Sized, label: string, factor: number | undefined, note?: string) => {
-    const row = add(makeRow(kind, label, 'ms', 'lower', { pyworkers: pyw[kind], floor: flr[kind], ...peerValues(kind) }, note));
+  const sizedRow = (kind: Sized, label: string, factor: number | undefined, note?: string, values: Row['values'] = {}) => {
+    const row = add(makeRow(kind, label, 'ms', 'lower', { pyworkers: pyw[kind], floor: flr[kind], ...peerValues(kind), ...values }, note));
     if (factor) target(row, `≤ ${factor}× the floor`, (x) => ratioCheck(timeRatio(x, 'floor'), (t) => t <= factor));
+    return row;
   };
   sizedRow('blobOut', '1 MiB bytes, Python → TS', 1.5, `a 1 MiB \`bytes\` made once in Python, returned whole; median of ${N.sized}, interleaved with the floor. All payload rows pin host and Python on one CPU (the time is both sides' work). python-shell and pythonia carry bytes as base64 text (their JSON has no bytes).`);
   sizedRow('bytesIn', '1 MiB bytes, TS → Python', 1.5, 'a 1 MiB Uint8Array argument; Python returns its length.');
+  // Without numpy, pyworkers and node-calls-python (when it ran at all) have no figure for the array rows: say why.
+  const ncp = peerValue('node-calls-python', 'arrayOut');
+  const noNumpy: Row['values'] = HAS_NUMPY ? {} : { pyworkers: NO_NUMPY, ...(ncp === undefined && { 'node-calls-python': NO_NUMPY }) };
+  const arrays: Array<[Sized, string, string]> = [
+    ['arrayOut', 'Python → TS', `\`np.arange(2**20, dtype='float64')\` made once in Python and returned; pyworkers hands over an \`NDArray\`, its \`.data\` a Float64Array. The floor sends the same 8 MiB raw (the bytes of \`array('d', range(2**20))\`, made once) and hands over its reply's body. node-calls-python turns a numpy array into a JS array of numbers, so it gets \`ARRAY.tobytes()\` (bytes → ArrayBuffer, viewed as a Float64Array). Checked: the last element is 2**20 − 1. python-shell and pythonia: not measured (their JSON has no binary type).`],
+    ['arrayIn', 'TS → Python', 'a Float64Array of 2**20 values passed as an argument; Python returns `len(np.asarray(x))` (pyworkers: a float64 memoryview, wrapped without a copy). The floor copies the 8 MiB into its request frame, as for bytes, and counts them. node-calls-python passes a typed array as `bytes`: `len(np.frombuffer(b, dtype=\'float64\'))`.'],
+  ];
+  for (const [kind, way, note] of arrays) {
+    r = sizedRow(kind, `8 MiB float64 array, ${way}`, 1.3, note, noNumpy);
+    target(r, 'faster than node-calls-python', (x) => ratioCheck(x.ratios['node-calls-python'], (s) => s > 1));
+  }
   sizedRow('intsOut', `${INTS / 1000}k-int list, Python → TS`, 2, '`list(range(100000))` returned. The floor packs it as int32 (`array(\'i\', list)`) and hands over an Int32Array, without building a JS array.');
   sizedRow('intsIn', `${INTS / 1000}k-int list, TS → Python`, 2, 'a JS number[] argument; Python returns its length. The floor packs it as int32 in JS and unpacks it to a list in Python (`array.tolist()`).');
   sizedRow('dictOut', `${DICT / 1000}k-entry dict of short strings, Python → TS`, undefined, '`{"k0": "v0", ...}` built in Python and returned; no floor (no codec in the floor).');
   sizedRow('dictIn', `${DICT / 1000}k-entry dict of short strings, TS → Python`, undefined);
+  r = add(makeRow('f64', 'np.float64 result vs float result', 'µs', 'lower', { pyworkers: HAS_NUMPY ? pyw.f64 : NO_NUMPY },
+    HAS_NUMPY ? `median of \`f64()\`, which returns a \`np.float64(2.5)\` made once (a JS number in TS), against \`pyfloat()\`, which returns \`2.5\`: ${(pyw.pyfloat as number).toFixed(1)} µs. One call at a time, ${N.rounds}×${N.latency} calls of each interleaved, host and Python on one CPU.` : undefined));
+  const f64VsFloat = HAS_NUMPY ? (pyw.f64 as number) / (pyw.pyfloat as number) : undefined;
+  r.targets.push({ text: `≤ 1.1× a float result${f64VsFloat === undefined ? '' : ` (is ${f64VsFloat.toFixed(2)}×)`}`, met: f64VsFloat === undefined ? undefined : f64VsFloat <= 1.1 });
   r = add(makeRow('stream', 'streamed small items/s (1 worker)', 'items/s', 'higher', { pyworkers: pyw.stream },
     `\`for await\` over \`streamEval('range(n)')\`, n = ${N.stream.toLocaleString('en-US')}, default highWaterMark (2048); with highWaterMark 16384: ${Math.round(pyw.streamBigHwm as number).toLocaleString('en-US')} items/s.`));
   const streamVsCalls = (pyw.stream as number) / (pyw.tput1 as number);

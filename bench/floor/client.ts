@@ -1,7 +1,7 @@
 /**
  * The floor's host side: a minimal client of floor/floor.py. Each request is one `write` of one buffer (no
  * coalescing); replies are cut out of the byte stream and matched in order. Bytes travel raw, integers as a
- * packed int32 array. Nothing here is shared with pyworkers.
+ * packed int32 array, float64 arrays as their raw bytes. Nothing here is shared with pyworkers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -15,6 +15,7 @@ const enum Op {
   BYTES_IN = 2,
   INTS_OUT = 3,
   INTS_IN = 4,
+  ARRAY_OUT = 5,
 }
 
 export class FloorClient {
@@ -84,6 +85,16 @@ export class FloorClient {
   async bytesIn(data: Uint8Array): Promise<number> {
     const body = await this.#request(Op.BYTES_IN, data.length, (f) => f.set(data, 12));
     return body.readUInt32LE(0);
+  }
+
+  /** The 8 MiB of a float64 array made once in Python; the body as it arrived (a Buffer, maybe unaligned). */
+  arrayOut(): Promise<Uint8Array> {
+    return this.#request(Op.ARRAY_OUT, 0);
+  }
+
+  /** A Float64Array's bytes, copied into the request frame like `bytesIn`'s; Python counts the elements. */
+  async arrayIn(data: Float64Array): Promise<number> {
+    return (await this.bytesIn(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))) / 8;
   }
 
   /** `list(range(n))` in Python, packed as int32; arrives as an Int32Array. */

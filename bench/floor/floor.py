@@ -2,16 +2,25 @@
 
 Requests arrive on fd 3, replies leave on fd 4 (not stdout). A frame is u32 LE length of what follows, u32 LE
 request id, u32 LE op, then the body. Requests are answered in order, one write per reply, no batching, no codec:
-bytes travel raw and integers as a packed int32 array.
+bytes travel raw, integers as a packed int32 array, float64 arrays as their raw bytes.
 """
 import os
 import struct
 from array import array
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB, made once
+_array = None
 HEAD = struct.Struct('<III')
 
-PING, BLOB_OUT, BYTES_IN, INTS_OUT, INTS_IN = range(5)
+PING, BLOB_OUT, BYTES_IN, INTS_OUT, INTS_IN, ARRAY_OUT = range(6)
+
+
+def array_bytes():
+    """2**20 float64 (8 MiB), made on first use and kept: making them takes ~50 ms, which would count in start-up."""
+    global _array
+    if _array is None:
+        _array = array('d', range(1 << 20)).tobytes()
+    return _array
 
 
 def reply(rid, body):
@@ -47,6 +56,8 @@ def main():
             a.frombytes(body)
             values = a.tolist()
             reply(rid, struct.pack('<I', len(values)))
+        elif op == ARRAY_OUT:
+            reply(rid, array_bytes())
 
 
 main()

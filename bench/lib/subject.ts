@@ -14,6 +14,10 @@ export interface Bridge {
   intsIn?(values: number[]): Promise<number>;
   dictOut?(n: number): Promise<Record<string, string>>;
   dictIn?(dict: Record<string, string>): Promise<number>;
+  /** The 2**20-element float64 array made once in Python, as a view of its 8 MiB (any view: checked bytewise). */
+  arrayOut?(): Promise<ArrayBufferView>;
+  /** `payloads.array` passed to Python; the element count Python saw. */
+  arrayIn?(data: Float64Array): Promise<number>;
   /** Pid of the Python process, when there is one. */
   pythonPid?(): number | undefined;
   close(): Promise<void>;
@@ -22,6 +26,8 @@ export interface Bridge {
 export const INTS = 100_000;
 export const DICT = 10_000;
 export const ONE_MIB = 1 << 20;
+/** Elements of the float64 array rows (8 MiB). */
+export const FLOATS = 1 << 20;
 
 export const payloads = {
   bytes: (() => {
@@ -31,10 +37,11 @@ export const payloads = {
   })(),
   ints: Array.from({ length: INTS }, (_, i) => i),
   dict: Object.fromEntries(Array.from({ length: DICT }, (_, i) => [`k${i}`, `v${i}`])) as Record<string, string>,
+  array: Float64Array.from({ length: FLOATS }, (_, i) => i),
 };
 
-export type Sized = 'blobOut' | 'bytesIn' | 'intsOut' | 'intsIn' | 'dictOut' | 'dictIn';
-export const SIZED: Sized[] = ['blobOut', 'bytesIn', 'intsOut', 'intsIn', 'dictOut', 'dictIn'];
+export type Sized = 'blobOut' | 'bytesIn' | 'arrayOut' | 'arrayIn' | 'intsOut' | 'intsIn' | 'dictOut' | 'dictIn';
+export const SIZED: Sized[] = ['blobOut', 'bytesIn', 'arrayOut', 'arrayIn', 'intsOut', 'intsIn', 'dictOut', 'dictIn'];
 
 /** The call that row `kind` times, checking the answer so a broken bridge cannot look fast. */
 export function sizedCall(bridge: Bridge, kind: Sized): (() => Promise<unknown>) | undefined {
@@ -43,6 +50,10 @@ export function sizedCall(bridge: Bridge, kind: Sized): (() => Promise<unknown>)
       return bridge.blobOut && (async () => expect((await bridge.blobOut!()).byteLength, ONE_MIB, kind));
     case 'bytesIn':
       return bridge.bytesIn && (async () => expect(await bridge.bytesIn!(payloads.bytes), ONE_MIB, kind));
+    case 'arrayOut':
+      return bridge.arrayOut && (async () => expect(lastFloat64(await bridge.arrayOut!()), FLOATS - 1, kind));
+    case 'arrayIn':
+      return bridge.arrayIn && (async () => expect(await bridge.arrayIn!(payloads.array), FLOATS, kind));
     case 'intsOut':
       return bridge.intsOut && (async () => expect((await bridge.intsOut!(INTS))[INTS - 1], INTS - 1, kind));
     case 'intsIn':
@@ -52,6 +63,12 @@ export function sizedCall(bridge: Bridge, kind: Sized): (() => Promise<unknown>)
     case 'dictIn':
       return bridge.dictIn && (async () => expect(await bridge.dictIn!(payloads.dict), DICT, kind));
   }
+}
+
+/** The last float64 of an 8 MiB view, read bytewise: a Buffer cut from a stream need not be 8-byte aligned. */
+function lastFloat64(view: ArrayBufferView): number | undefined {
+  if (view.byteLength !== FLOATS * 8) return undefined;
+  return new DataView(view.buffer, view.byteOffset, view.byteLength).getFloat64(view.byteLength - 8, true);
 }
 
 function expect(got: unknown, want: unknown, what: string): void {
@@ -69,6 +86,8 @@ export interface CommonResults {
   /** ms, medians */
   blobOut?: number;
   bytesIn?: number;
+  arrayOut?: number;
+  arrayIn?: number;
   intsOut?: number;
   intsIn?: number;
   dictOut?: number;

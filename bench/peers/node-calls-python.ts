@@ -49,7 +49,7 @@ export function ensureBuilt(log: (line: string) => void): string | undefined {
   return existsSync(path.join(dir, 'build', 'Release', 'nodecallspython.node')) ? undefined : 'build failed: no addon after node-gyp';
 }
 
-export async function start(_python: string): Promise<Bridge> {
+export async function start(_python: string, opts: { numpy: boolean }): Promise<Bridge> {
   const ncp = require('node-calls-python') as { interpreter: any };
   const py = ncp.interpreter;
   const m = py.importSync(MODULE, false);
@@ -57,6 +57,12 @@ export async function start(_python: string): Promise<Bridge> {
     ping: () => py.call(m, 'echo', 1),
     blobOut: () => py.call(m, 'blob'),
     bytesIn: (data) => py.call(m, 'take', data),
+    // Its only binary type is bytes (numpy arrays become JS lists of numbers, typed arrays become bytes), so the
+    // array travels as its bytes each way: ArrayBuffer viewed as a Float64Array here, np.frombuffer in Python.
+    ...(opts.numpy && {
+      arrayOut: async () => new Float64Array((await py.call(m, 'array_out_bytes')) as ArrayBuffer),
+      arrayIn: (data: Float64Array) => py.call(m, 'array_in_bytes', data),
+    }),
     intsOut: (n) => py.call(m, 'make_ints', n),
     intsIn: (values) => py.call(m, 'take', values),
     dictOut: (n) => py.call(m, 'make_dict', n),

@@ -1,8 +1,8 @@
 /**
  * Child process that measures one peer library: `node --import tsx bench/peers/run-peer.ts NAME`.
- * Reads BENCH_PYTHON (the interpreter to use) and BENCH_QUICK; writes its results as JSON to BENCH_OUT.
- * Each peer runs in its own process so that none of them (an embedded interpreter, a bridge's globals)
- * disturbs the others or pyworkers.
+ * Reads BENCH_PYTHON (the interpreter to use), BENCH_NUMPY ('1' when it has numpy) and BENCH_QUICK; writes
+ * its results as JSON to BENCH_OUT. Each peer runs in its own process so that none of them (an embedded
+ * interpreter, a bridge's globals) disturbs the others or pyworkers.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,6 +15,8 @@ const require = createRequire(import.meta.url);
 const name = process.argv[2]!;
 const python = process.env.BENCH_PYTHON!;
 const quick = process.env.BENCH_QUICK === '1';
+/** numpy in BENCH_PYTHON: the array rows need it. */
+const numpy = process.env.BENCH_NUMPY === '1';
 
 export interface PeerResults extends CommonResults {
   name: string;
@@ -49,7 +51,7 @@ async function main(): Promise<PeerResults> {
     return out;
   }
   const peer = (await import(`./${name}.js`)) as {
-    start(python: string): Promise<Bridge>;
+    start(python: string, opts: { numpy: boolean }): Promise<Bridge>;
     ensureBuilt?(log: (line: string) => void): string | undefined;
     syncPing?(): () => unknown;
   };
@@ -67,7 +69,7 @@ async function main(): Promise<PeerResults> {
   const startRuns = name === 'node-calls-python' ? 1 : quick ? 2 : 5;
   for (let i = 0; i < startRuns; i++) {
     const t0 = now();
-    bridge = await peer.start(python);
+    bridge = await peer.start(python, { numpy });
     startups.push(now() - t0);
     if (i < startRuns - 1) {
       await bridge.close();
