@@ -226,15 +226,13 @@ for (const [name, F, P] of [['1', F1, P1], ['2', F2, P2]] as const) {
 
 // ------------------------------------------------------------------ payloads
 // Host and Python on one CPU: the time is then the work of both sides plus the kernel's copies, without the
-// cross-CPU wake-ups that make a transfer of many socket-buffers' worth bimodal on this VM. Each timed call starts
-// after a full GC, so that collecting an earlier call's garbage (8 MiB per array) lands in no random sample.
+// cross-CPU wake-ups that make a transfer of many socket-buffers' worth bimodal on this VM.
 log('payloads ...');
 pinMain('same');
 for (const kind of SIZED) {
   const p = sizedCall(P1, kind);
   const f = sizedCall(F1, kind);
   const time = async (call: () => Promise<unknown>, into: number[]) => {
-    fullGc();
     const t0 = performance.now();
     await call();
     into.push(performance.now() - t0);

@@ -35,12 +35,11 @@ export async function sequential(call: () => Promise<unknown>, count: number, wa
 }
 
 /** Like `sequential`, but stops early once `budgetMs` is spent (at least `min` samples). */
-export async function repeat(call: () => Promise<unknown>, opts: { reps: number; warmup?: number; budgetMs?: number; min?: number; gcFirst?: boolean }): Promise<number[]> {
+export async function repeat(call: () => Promise<unknown>, opts: { reps: number; warmup?: number; budgetMs?: number; min?: number }): Promise<number[]> {
   for (let i = 0; i < (opts.warmup ?? 0); i++) await call();
   const out: number[] = [];
   const stop = now() + (opts.budgetMs ?? Infinity);
   while (out.length < opts.reps && (out.length < (opts.min ?? 3) || now() < stop)) {
-    if (opts.gcFirst) fullGc();
     const t0 = performance.now();
     await call();
     out.push(performance.now() - t0);

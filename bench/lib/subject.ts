@@ -133,7 +133,7 @@ export async function measureAlone(
   for (const kind of SIZED) {
     const call = sizedCall(bridge, kind);
     if (!call) continue;
-    out[kind] = median(await unit(kind, () => repeat(call, { reps: 30, warmup: 2, budgetMs: opts.sizedBudgetMs, min: 5, gcFirst: true })));
+    out[kind] = median(await unit(kind, () => repeat(call, { reps: 30, warmup: 2, budgetMs: opts.sizedBudgetMs, min: 5 })));
   }
   place('free');
   return out;
