@@ -2,7 +2,7 @@
  * No orphans: when this Node process exits, every live worker is killed at once. (Workers also exit on their
  * own when their channels close, and ask Linux for a parent-death signal, for when Node is SIGKILLed.)
  */
-import type { PythonWorker } from './worker.js';
+import type { PythonWorker } from './worker/worker.js';
 
 const live = new Set<PythonWorker>();
 let installed = false;

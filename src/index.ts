@@ -1,6 +1,6 @@
-export { createPool, Pool } from './pool.js';
-export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool.js';
-export { Context } from './context.js';
+export { createPool, Pool } from './pool/pool.js';
+export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool/pool.js';
+export { Context } from './pool/context.js';
 export { MemorySnapshot } from './memory/snapshot.js';
 export type {
   GcGenerationStats,
@@ -27,8 +27,8 @@ export type {
   AllocatorInfo,
   AllocatorInfoOptions,
 } from './memory/types.js';
-export { PyStream } from './stream.js';
-export { py } from './default-pool.js';
+export { PyStream } from './pool/stream.js';
+export { py } from './pool/default-pool.js';
 export { tuple, isTuple } from './protocol/tuple.js';
 export { NDArray } from './protocol/ndarray.js';
 export type { DType, TypedArray, TypedArrayOf } from './protocol/ndarray.js';

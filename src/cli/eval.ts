@@ -3,7 +3,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createPool } from '../pool.js';
+import { createPool } from '../pool/pool.js';
 import type { PoolOptions } from '../options.js';
 import { PythonError } from '../errors.js';
 import { UsageError, parseArgs, type OptionSpec } from './args.js';

@@ -4,7 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createPool, type Pool } from '../pool.js';
+import { createPool, type Pool } from '../pool/pool.js';
 import type { PoolOptions } from '../options.js';
 import type { LeakReport, LeakSite } from '../memory/leaks.js';
 import { UsageError, parseArgs, type OptionSpec } from './args.js';

@@ -4,7 +4,7 @@
  * allocation sites come from the runner (python/_pyworkers/runner.py `final_sites`), which can stop tracing
  * before it analyses the last snapshot.
  */
-import type { Context } from '../context.js';
+import type { Context } from '../pool/context.js';
 
 /** One reading of the worker's memory. */
 export interface Reading {

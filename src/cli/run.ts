@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createPool, type Pool } from '../pool.js';
+import { createPool, type Pool } from '../pool/pool.js';
 import type { PoolOptions } from '../options.js';
 import { UsageError, parseArgs, type OptionSpec } from './args.js';
 import { hintsFor } from './hints.js';

@@ -2,10 +2,10 @@
  * The leak finder's host side: options, the report's shape, and the run on a dedicated worker.
  */
 import { ArgumentError } from '../errors.js';
-import { CallJob } from '../job.js';
+import { CallJob } from '../worker/job.js';
 import { checkInteger, checkKnownKeys, checkMilliseconds, checkObject } from '../options.js';
-import { requestCall } from '../requests.js';
-import type { PythonWorker } from '../worker.js';
+import { requestCall } from '../protocol/requests.js';
+import type { PythonWorker } from '../worker/worker.js';
 
 /** What to run: Python statements, or a function call. */
 export type LeakWorkload = string | { module: string; fn: string; args?: unknown[]; kwargs?: Record<string, unknown> };

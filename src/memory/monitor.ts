@@ -6,7 +6,7 @@
 import { ArgumentError } from '../errors.js';
 import { checkBoolean, checkInteger, checkKnownKeys, checkObject } from '../options.js';
 import { parseSize } from '../util/size.js';
-import type { PythonWorker } from '../worker.js';
+import type { PythonWorker } from '../worker/worker.js';
 
 /** Options of `createPool({ monitor })`. */
 export interface MonitorOptions {

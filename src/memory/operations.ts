@@ -2,8 +2,8 @@
  * The memory API behind `Pool` and `Context`: the same operations on one worker (a context's) or on every ready
  * worker of a pool. Pool-wide calls leave out workers that are starting, and workers that exit meanwhile.
  */
-import type { PoolCore } from '../pool.js';
-import type { PythonWorker } from '../worker.js';
+import type { PoolCore } from '../pool/pool.js';
+import type { PythonWorker } from '../worker/worker.js';
 import { checkDebugFlags, checkExpression, checkFrames, checkGeneration, checkInt, checkOptions, checkThresholds, optionalInt } from './args.js';
 import { takeSnapshot, type MemorySnapshot } from './snapshot.js';
 import { control, STATS_TIMEOUT, workerGone, workerMemoryStats } from './worker-memory.js';

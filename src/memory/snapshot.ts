@@ -3,7 +3,7 @@
  * host holds their top rows and compares them by asking the workers, which send back only the top rows.
  */
 import { ArgumentError, NotTracingError } from '../errors.js';
-import type { PythonWorker } from '../worker.js';
+import type { PythonWorker } from '../worker/worker.js';
 import { checkGroupBy, checkOptions, optionalInt } from './args.js';
 import { control, workerGone } from './worker-memory.js';
 import type { AllocationDiff, AllocationSite, CompareOptions, SnapshotGroupBy, SnapshotOptions } from './types.js';

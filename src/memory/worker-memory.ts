@@ -3,7 +3,7 @@
  * they answer while user code runs).
  */
 import { ArgumentError, NotTracingError, PythonError, WorkerCrashedError } from '../errors.js';
-import type { PythonWorker } from '../worker.js';
+import type { PythonWorker } from '../worker/worker.js';
 import type { GcGenerationStats, WorkerMemoryStats } from './types.js';
 
 export const STATS_TIMEOUT = 1000;

@@ -4,10 +4,10 @@
  * The worker produces at most `highWaterMark` items ahead of the consumer, then pauses the generator and
  * serves other requests. Closing (break, return(), abort, timeout) closes the generator in Python.
  */
-import { AbortError, ArgumentError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from './errors.js';
-import { decodePayload, errorFromReply, Job } from './job.js';
-import { Kind } from './protocol/frames.js';
-import { encodeRequest, type PythonWorker } from './worker.js';
+import { AbortError, ArgumentError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import { decodePayload, errorFromReply, Job } from '../worker/job.js';
+import { Kind } from '../protocol/frames.js';
+import { encodeRequest, type PythonWorker } from '../worker/worker.js';
 
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */

@@ -2,9 +2,9 @@
  * A job is one request on a worker's data channel: it is queued, sent, runs (when it heads the worker's
  * queue of sent jobs), and ends with exactly one final frame. It settles its caller exactly once.
  */
-import { AbortError, ConversionError, ProtocolError, PythonError, TimeoutError, WorkerCrashedError } from './errors.js';
-import { FLAG_TAGGED, Kind } from './protocol/frames.js';
-import { decode } from './protocol/decode.js';
+import { AbortError, ConversionError, ProtocolError, PythonError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import { FLAG_TAGGED, Kind } from '../protocol/frames.js';
+import { decode } from '../protocol/decode.js';
 import type { PythonWorker } from './worker.js';
 
 export interface JobOptions {

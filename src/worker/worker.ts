@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConversionError, PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from './errors.js';
+import { ConversionError, PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, decodePayload, errorFromReply, type Job } from './job.js';
-import { Encoder } from './protocol/encode.js';
-import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, socketDirectRead, writeHeader } from './protocol/frames.js';
+import { Encoder } from '../protocol/encode.js';
+import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, socketDirectRead, writeHeader } from '../protocol/frames.js';
 
-export const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'python');
+/** The worker runtime's folder (python/ at the package root, beside dist/ and src/). */
+const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
 const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
 const STDERR_TAIL = 4096;
 

@@ -1,6 +1,6 @@
 /** Encoders of the data-channel requests (see python/_pyworkers/worker.py for the other side). */
-import { Kind } from './protocol/frames.js';
-import { encodeRequest, type EncodedRequest } from './worker.js';
+import { Kind } from './frames.js';
+import { encodeRequest, type EncodedRequest } from '../worker/worker.js';
 
 export interface Request extends EncodedRequest {
   kind: number;

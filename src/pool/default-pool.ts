@@ -2,9 +2,9 @@
  * `py`: a pool created on first use with the default options. It never keeps a finished script alive (idle
  * workers hold no reference on the event loop) and its workers end with the process.
  */
-import { resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
+import { resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
 import { createPool, type Pool } from './pool.js';
-import { requestStreamCall, requestStreamEval, type Request } from './requests.js';
+import { requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { PyStream } from './stream.js';
 
 let pool: Promise<Pool> | undefined;

@@ -1,15 +1,15 @@
 /**
  * A context: a namespace of its own, pinned to one worker for its whole life.
  */
-import { ArgumentError, ContextClosedError, ContextLostError } from './errors.js';
-import { CallJob } from './job.js';
-import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, type CallOptions, type StreamOptions } from './options.js';
+import { ArgumentError, ContextClosedError, ContextLostError } from '../errors.js';
+import { CallJob } from '../worker/job.js';
+import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
 import type { PoolCore } from './pool.js';
-import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from './requests.js';
+import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { PyStream } from './stream.js';
-import type { PythonWorker } from './worker.js';
-import { contextMemory, type MemorySnapshot } from './memory/index.js';
-import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, ReferenceInfo, ReferencesOptions, SnapshotOptions, WorkerMemoryStats } from './memory/types.js';
+import type { PythonWorker } from '../worker/worker.js';
+import { contextMemory, type MemorySnapshot } from '../memory/index.js';
+import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, ReferenceInfo, ReferencesOptions, SnapshotOptions, WorkerMemoryStats } from '../memory/types.js';
 
 export class Context {
   /** The context's id (unique in its pool). */

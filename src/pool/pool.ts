@@ -2,20 +2,20 @@
  * The pool: workers, the queue of calls waiting for one, routing, crash recovery and shutdown.
  */
 import { EventEmitter } from 'node:events';
-import { ArgumentError, PoolClosedError, QueueFullError, WorkerStartError, type WorkerExitInfo } from './errors.js';
+import { ArgumentError, PoolClosedError, QueueFullError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { Context } from './context.js';
-import { CallJob, type Job } from './job.js';
-import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from './options.js';
-import { Kind } from './protocol/frames.js';
-import { resolvePython, type PythonInfo } from './python.js';
-import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval } from './requests.js';
+import { CallJob, type Job } from '../worker/job.js';
+import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
+import { Kind } from '../protocol/frames.js';
+import { resolvePython, type PythonInfo } from '../python.js';
+import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval } from '../protocol/requests.js';
 import { failedStream, PyStream } from './stream.js';
-import { PythonWorker, type WorkerConfig } from './worker.js';
-import { trackWorker } from './exit-guard.js';
-import { MemoryMonitor, type MemoryEvent, type PressureEvent } from './memory/monitor.js';
-import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakReport, type LeakWorkload } from './memory/leaks.js';
-import { poolMemory, type MemorySnapshot } from './memory/index.js';
-import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from './memory/types.js';
+import { PythonWorker, type WorkerConfig } from '../worker/worker.js';
+import { trackWorker } from '../exit-guard.js';
+import { MemoryMonitor, type MemoryEvent, type PressureEvent } from '../memory/monitor.js';
+import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakReport, type LeakWorkload } from '../memory/leaks.js';
+import { poolMemory, type MemorySnapshot } from '../memory/index.js';
+import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from '../memory/types.js';
 
 /** A call waiting behind one that has run this long (ms) may be taken over by an idle worker. */
 const STEAL_AFTER = 2;
