@@ -1,5 +1,5 @@
 /**
- * Issue: timeouts, cancellation, crashes and shutdown. Every call settles exactly once; no worker is lost for good.
+ * Timeouts, cancellation, crashes and shutdown. Every call settles exactly once; no worker is lost for good.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

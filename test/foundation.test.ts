@@ -1,5 +1,5 @@
 /**
- * Issue 2 (foundation): the public API (createPool, call, eval, exec, contexts, close, the default pool `py`),
+ * The public API (createPool, call, eval, exec, contexts, close, the default pool `py`),
  * the pool's options and the choice of interpreter, async functions, errors, and the protocol (requests in flight,
  * user output kept apart from the data).
  */

@@ -1,5 +1,5 @@
 /**
- * Issue: memory control. Hard caps per worker and recycling of workers that grow.
+ * Memory control. Hard caps per worker and recycling of workers that grow.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -135,7 +135,7 @@ describe('recycling', () => {
     const p = await pool({ workers: 2 });
     const fresh = rssOf(p.stats().perWorker[0]!.pid!);
     const ctxFree = p.stats().perWorker.map((w) => w.pid!);
-    // Small dicts freed but for 1 in 64: every pymalloc arena stays pinned, RSS stays high (DESIGN.md).
+    // Small dicts freed but for 1 in 64: every pymalloc arena stays pinned, RSS stays high.
     await p.exec('import gc\ndef fragment():\n    global keep\n    keep = [{} for _ in range(2 * 10**6)][::64]\n    gc.collect()');
     await Promise.all(ctxFree.map(() => p.call('__main__', 'fragment', [])));
     await Promise.all([p.call('__main__', 'fragment', []), p.call('__main__', 'fragment', [])]);

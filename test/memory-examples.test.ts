@@ -1,5 +1,5 @@
 /**
- * Issue: memory observability. Every example of docs/memory.md runs (as users run it) and prints what the docs say.
+ * Memory observability. Every example of docs/memory.md runs (as users run it) and prints what the docs say.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * Issue: memory observability. The collector's controls, gc.garbage and debug flags, reference counts and
+ * Memory observability. The collector's controls, gc.garbage and debug flags, reference counts and
  * referrers, allocator facts.
  */
 import assert from 'node:assert/strict';

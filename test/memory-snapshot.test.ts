@@ -1,5 +1,5 @@
 /**
- * Issue: memory observability. Snapshots of traced allocations: top sites, grouping, comparison, release.
+ * Memory observability. Snapshots of traced allocations: top sites, grouping, comparison, release.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

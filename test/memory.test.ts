@@ -1,5 +1,5 @@
 /**
- * Issue: memory observability. Statistics, collections and tracing, per worker and across the pool (the guide's
+ * Memory observability. Statistics, collections and tracing, per worker and across the pool (the guide's
  * API), and stats that answer while a worker is busy or stuck.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Issue 3 (streaming): Python iterables consumed from TypeScript with `for await`, incrementally, with a bounded
+ * Python iterables consumed from TypeScript with `for await`, incrementally, with a bounded
  * window of items produced ahead (flow control), closed in Python on break / return() / abort / timeout, for any
  * iterable (async generators included), with errors mid-stream, next to other calls on the same pool.
  */

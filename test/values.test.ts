@@ -1,5 +1,5 @@
 /**
- * Issue 2 (foundation), values: every row of the type table in both directions, exactly, through a real pool;
+ * Values: every row of the type table in both directions, exactly, through a real pool;
  * and the values that are refused with a ConversionError, the worker and the pool staying healthy.
  */
 import assert from 'node:assert/strict';

@@ -70,7 +70,6 @@ export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TI
   }
   const answer = await within(pending, timeout);
   const memory = worker.rss();
-  const hostLimit = (worker as unknown as { memoryLimit?: number | null }).memoryLimit;
   const py = answer === TIMED_OUT ? undefined : answer;
   const stats: WorkerMemoryStats = {
     workerId: worker.id,
@@ -83,7 +82,7 @@ export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TI
     gcEnabled: py ? py.gcEnabled : false,
     calls: py ? py.calls : Math.max(0, worker.completed - 1),
     uptime: py ? py.uptime : (Date.now() - worker.startedAt) / 1000,
-    memoryLimit: hostLimit ?? py?.memoryLimit ?? null,
+    memoryLimit: py?.memoryLimit ?? null,
   };
   if (py && py.tracedMemoryCurrent !== undefined && py.tracedMemoryPeak !== undefined) {
     stats.tracedMemoryCurrent = py.tracedMemoryCurrent;

@@ -5,9 +5,11 @@
  * serves other requests. Closing (break, return(), abort, timeout) closes the generator in Python.
  */
 import { AbortError, ArgumentError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from '../errors.js';
-import { decodePayload, errorFromReply, Job } from '../worker/job.js';
+import { Job } from '../worker/job.js';
+import { decodePayload, errorFromReply } from '../protocol/replies.js';
+import { requestStreamClose, requestStreamMore } from '../protocol/requests.js';
 import { Kind } from '../protocol/frames.js';
-import { encodeRequest, type PythonWorker } from '../worker/worker.js';
+import type { PythonWorker } from '../worker/worker.js';
 
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
@@ -315,8 +317,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       }
       return;
     }
-    const { frame, flags } = encodeRequest((enc) => enc.value(credit, 'credit'));
-    const job = new StepJob(Kind.STREAM_MORE, frame, flags, true, this as PyStream<unknown>);
+    const { kind, frame, flags } = requestStreamMore(credit);
+    const job = new StepJob(kind, frame, flags, true, this as PyStream<unknown>);
     job.id = this.#sid;
     this.#outstanding += credit;
     if (this.#step) this.#next = job;
@@ -382,7 +384,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     const sid = this.#sid || (step && step.kind !== Kind.STREAM_MORE ? step.id : 0);
     if (!this.#pythonDone && worker && worker.state !== 'exited' && sid) {
       await new Promise<void>((resolve) => {
-        const { frame, flags } = encodeRequest((enc) => enc.value(sid, 'stream'));
+        const { frame, flags } = requestStreamClose(sid);
         worker.send(new CloseJob(frame, flags, resolve));
       });
     }

@@ -11,6 +11,8 @@ import type { Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 10;
+/** Checked at start-up on both sides (the INIT request and the worker's answer carry it). */
+export const PROTOCOL_VERSION = 1;
 export const FLAG_TAGGED = 0x01;
 /** The payload has parts (see above); implies FLAG_TAGGED. */
 export const FLAG_PARTS = 0x02;

@@ -2,28 +2,14 @@
  * A job is one request on a worker's data channel: it is queued, sent, runs (when it heads the worker's
  * queue of sent jobs), and ends with exactly one final frame. It settles its caller exactly once.
  */
-import { AbortError, ConversionError, ProtocolError, PythonError, TimeoutError, WorkerCrashedError } from '../errors.js';
-import { FLAG_TAGGED, Kind } from '../protocol/frames.js';
-import { decode } from '../protocol/decode.js';
+import { AbortError, ProtocolError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import { Kind } from '../protocol/frames.js';
+import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import type { PythonWorker } from './worker.js';
 
 export interface JobOptions {
   timeout: number | undefined;
   signal: AbortSignal | undefined;
-}
-
-/** Turn an ERROR frame's payload into the error the caller sees. */
-export function errorFromReply(value: unknown, workerId: number): Error {
-  const [kind, type, module, message, detail] = value as [string, string, string, string, string];
-  if (kind === 'conversion') {
-    return new ConversionError(`Cannot convert ${type ? `Python type '${type}' ` : ''}to JavaScript: ${message}`, detail || undefined);
-  }
-  if (kind === 'protocol') return new ProtocolError(message);
-  return new PythonError({ type, module, message, traceback: detail }, workerId);
-}
-
-export function decodePayload(flags: number, buf: Buffer, start: number, end: number, wrapper = false, parts?: Uint8Array[]): unknown {
-  return decode(buf, start, end, (flags & FLAG_TAGGED) !== 0, wrapper, parts);
 }
 
 export abstract class Job {

@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConversionError, PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
-import { CallJob, decodePayload, errorFromReply, type Job } from './job.js';
-import { Encoder } from '../protocol/encode.js';
-import { FLAG_PARTS, FLAG_TAGGED, FrameReader, FrameWriter, HEADER_SIZE, Kind, MAX_FRAME, partsHead, socketDirectRead, writeHeader } from '../protocol/frames.js';
+import { PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
+import { CallJob, type Job } from './job.js';
+import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, writeHeader } from '../protocol/frames.js';
+import { decodePayload, errorFromReply } from '../protocol/replies.js';
+import { partsSize, requestCancel, requestControl, requestInit } from '../protocol/requests.js';
 
 /** The worker runtime's folder (python/ at the package root, beside dist/ and src/). */
 const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
@@ -43,41 +44,13 @@ export interface ReadyInfo {
   version: string;
   implementation: string;
   executable: string;
+  /** The protocol version the worker's runtime speaks. */
+  protocol: number;
 }
 
 interface ControlRequest {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-}
-
-const encoder = new Encoder();
-
-/** An encoded request: its frame (with room for the header) and the parts written after it, if any. */
-export interface EncodedRequest {
-  frame: Buffer;
-  flags: number;
-  parts?: Uint8Array[];
-}
-
-/** Encode a request frame (header room included). */
-export function encodeRequest(write: (enc: Encoder) => void): EncodedRequest {
-  encoder.begin(HEADER_SIZE);
-  write(encoder);
-  const message = encoder.end();
-  const flags = encoder.tagged ? FLAG_TAGGED : 0;
-  const parts = encoder.parts;
-  if (!parts) return { frame: message, flags };
-  const frame = partsHead(message, HEADER_SIZE, parts.buffers, parts.kinds);
-  if (frame.length - 4 + partsSize(parts.buffers) > MAX_FRAME) {
-    throw new ConversionError(`a message larger than ${MAX_FRAME / 2 ** 30} GiB cannot be sent to Python`);
-  }
-  return { frame, flags: flags | FLAG_PARTS, parts: parts.buffers };
-}
-
-function partsSize(parts: readonly Uint8Array[] | undefined): number {
-  let n = 0;
-  if (parts) for (const part of parts) n += part.byteLength;
-  return n;
 }
 
 export class PythonWorker {
@@ -190,15 +163,10 @@ export class PythonWorker {
     return this.sent.length;
   }
 
-  get stderrTail(): string {
-    return this.#stderrTail;
-  }
-
   /** Send INIT and resolve once the worker is ready. */
   start(config: WorkerConfig): Promise<ReadyInfo> {
-    const init = { workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init };
-    const { frame, flags } = encodeRequest((enc) => enc.value(init, 'init'));
-    const job = new CallJob(Kind.INIT, frame, flags, { timeout: undefined, signal: undefined }, true);
+    const { kind, frame, flags } = requestInit({ workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init });
+    const job = new CallJob(kind, frame, flags, { timeout: undefined, signal: undefined }, true);
     const timer = setTimeout(() => {
       job.fail(new WorkerStartError(`Python worker ${this.id} did not start within ${config.startTimeout} ms`));
       this.kill('start timeout');
@@ -208,6 +176,9 @@ export class PythonWorker {
     return (job.promise as Promise<ReadyInfo>).then(
       (info) => {
         clearTimeout(timer);
+        if (info.protocol !== PROTOCOL_VERSION) {
+          throw new WorkerStartError(`Python worker ${this.id} speaks protocol version ${String(info.protocol)}, not ${PROTOCOL_VERSION}: its runtime (python/_pyworkers) is not this package's`);
+        }
         this.info = info;
         if (this.state === 'starting') this.state = 'ready';
         this.#updateRef();
@@ -249,21 +220,24 @@ export class PythonWorker {
   /** Ask the worker to interrupt job `job` (now if it runs, else as soon as it starts). */
   cancel(job: Job): void {
     if (this.state === 'exited') return;
-    const frame = Buffer.allocUnsafe(HEADER_SIZE + 1);
-    frame[HEADER_SIZE] = 0x4e; // marshal None
-    this.#writeControl(writeHeader(frame, Kind.CANCEL, 0, job.id));
+    const { kind, frame, flags } = requestCancel();
+    this.#writeControl(writeHeader(frame, kind, flags, job.id));
   }
 
   /** A request on the control channel, answered even while user code runs. */
   control(op: string, args: unknown[] = []): Promise<unknown> {
     if (this.state === 'exited') return Promise.reject(this.#crashError());
+    let request: ReturnType<typeof requestControl>;
+    try {
+      request = requestControl(op, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const id = this.#nextControlId++;
-    const { frame, flags, parts } = encodeRequest((enc) => enc.value([op, args], 'arguments'));
-    if (parts) return Promise.reject(new ConversionError('control requests take no large buffers'));
     return new Promise((resolve, reject) => {
       this.#controlRequests.set(id, { resolve, reject });
       this.#updateRef();
-      this.#writeControl(writeHeader(frame, Kind.CONTROL, flags, id));
+      this.#writeControl(writeHeader(request.frame, request.kind, request.flags, id));
     });
   }
 
