@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
+import { checkBoolean, checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkOneOf, checkString, checkStringArray } from './validate.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
 
@@ -124,44 +125,6 @@ export const MIN_MEMORY = 32 * 1024 * 1024;
 const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal']);
 const STREAM_KEYS = new Set([...CALL_KEYS, 'highWaterMark']);
 
-export function checkKnownKeys(value: object, known: Set<string>, where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!known.has(key)) throw new ArgumentError(`Unknown option '${key}' in ${where}`);
-  }
-}
-
-export function checkObject(value: unknown, name: string): asserts value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ArgumentError(`${name} must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
-  }
-}
-
-export function checkInteger(value: unknown, name: string, min: number, allowInfinity = false): number {
-  if (allowInfinity && value === Infinity) return Infinity;
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new ArgumentError(`${name} must be an integer, got ${typeof value === 'number' ? value : typeof value}`);
-  }
-  if (value < min) throw new ArgumentRangeError(`${name} must be >= ${min}, got ${value}`);
-  return value;
-}
-
-export function checkMilliseconds(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new (typeof value === 'number' ? ArgumentRangeError : ArgumentError)(`${name} must be a number of milliseconds >= 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-export function checkString(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value === '') throw new ArgumentError(`${name} must be a non-empty string, got ${typeof value === 'string' ? "''" : typeof value}`);
-  return value;
-}
-
-function checkStringArray(value: unknown, name: string): string[] {
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ArgumentError(`${name} must be an array of strings`);
-  return [...value];
-}
-
 export function resolvePoolOptions(options: PoolOptions | undefined, where = 'createPool() options'): ResolvedPoolOptions {
   const o: Record<string, unknown> = options === undefined ? {} : (checkObject(options, where), options as Record<string, unknown>);
   checkKnownKeys(o, POOL_KEYS, where);
@@ -187,7 +150,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     setup,
     timeout: o.timeout === undefined ? DEFAULTS.timeout : checkMilliseconds(o.timeout, opt('timeout')),
     forceKillAfter: o.forceKillAfter === undefined ? DEFAULTS.forceKillAfter : checkMilliseconds(o.forceKillAfter, opt('forceKillAfter')),
-    maxQueue: o.maxQueue === undefined ? DEFAULTS.maxQueue : checkInteger(o.maxQueue, opt('maxQueue'), 0, true),
+    maxQueue: o.maxQueue === undefined ? DEFAULTS.maxQueue : checkInteger(o.maxQueue, opt('maxQueue'), 0, { allowInfinity: true }),
     pipelineDepth: o.pipelineDepth === undefined ? DEFAULTS.pipelineDepth : checkInteger(o.pipelineDepth, opt('pipelineDepth'), 1),
     startTimeout: o.startTimeout === undefined ? DEFAULTS.startTimeout : checkMilliseconds(o.startTimeout, opt('startTimeout')),
     closeTimeout: o.closeTimeout === undefined ? DEFAULTS.closeTimeout : checkMilliseconds(o.closeTimeout, opt('closeTimeout')),
@@ -197,13 +160,6 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     monitor: resolveMonitorOptions(o.monitor),
     arrays: o.arrays === undefined ? DEFAULTS.arrays : checkOneOf(o.arrays, opt('arrays'), ['memoryview', 'numpy'] as const),
   };
-}
-
-function checkOneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) {
-    throw new ArgumentError(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${typeof value === 'string' ? `'${value}'` : typeof value}`);
-  }
-  return value as T;
 }
 
 function checkMemory(value: unknown, name: string): number {
@@ -221,11 +177,6 @@ function resolveRecycle(value: unknown): ResolvedPoolOptions['recycle'] {
     maxCalls: value.maxCalls === undefined ? undefined : checkInteger(value.maxCalls, 'options.recycle.maxCalls', 1),
     idleTimeout: value.idleTimeout === undefined ? undefined : checkMilliseconds(value.idleTimeout, 'options.recycle.idleTimeout'),
   };
-}
-
-export function checkBoolean(value: unknown, name: string): boolean {
-  if (typeof value !== 'boolean') throw new ArgumentError(`${name} must be a boolean, got ${typeof value}`);
-  return value;
 }
 
 export interface ResolvedCallOptions {
@@ -249,23 +200,4 @@ export function resolveCallOptions(options: CallOptions | StreamOptions | undefi
     signal: o.signal,
     highWaterMark: o.highWaterMark === undefined ? DEFAULTS.highWaterMark : checkInteger(o.highWaterMark, 'options.highWaterMark', 1),
   };
-}
-
-/** The arguments of a call: an array. */
-export function checkArgs(args: unknown): unknown[] {
-  if (!Array.isArray(args)) throw new ArgumentError(`args must be an array, got ${args === null ? 'null' : typeof args}`);
-  return args;
-}
-
-/** Python source: a string. */
-export function checkCode(code: unknown): string {
-  if (typeof code !== 'string') throw new ArgumentError(`code must be a string, got ${typeof code}`);
-  return code;
-}
-
-/** Local variables of an eval: a plain object, or nothing. */
-export function checkLocals(locals: unknown): Record<string, unknown> | undefined {
-  if (locals === undefined || locals === null) return undefined;
-  if (typeof locals !== 'object' || Array.isArray(locals)) throw new ArgumentError('locals must be a plain object');
-  return locals as Record<string, unknown>;
 }

@@ -3,7 +3,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import { CallJob } from '../worker/job.js';
-import { checkInteger, checkKnownKeys, checkMilliseconds, checkObject } from '../options.js';
+import { checkInteger, checkKnownKeys, checkMilliseconds, checkObject } from '../validate.js';
 import { requestCall } from '../protocol/requests.js';
 import type { PythonWorker } from '../worker/worker.js';
 

@@ -4,7 +4,7 @@
  * It is the guide's `monitor_memory` pattern, built in.
  */
 import { ArgumentError } from '../errors.js';
-import { checkBoolean, checkInteger, checkKnownKeys, checkObject } from '../options.js';
+import { checkBoolean, checkInteger, checkKnownKeys, checkObject } from '../validate.js';
 import { parseSize } from '../util/size.js';
 import type { PythonWorker } from '../worker/worker.js';
 

@@ -4,7 +4,8 @@
  */
 import type { PoolCore } from '../pool/pool.js';
 import type { PythonWorker } from '../worker/worker.js';
-import { checkDebugFlags, checkExpression, checkFrames, checkGeneration, checkInt, checkOptions, checkThresholds, optionalInt } from './args.js';
+import { checkInteger, checkOptions } from '../validate.js';
+import { checkDebugFlags, checkExpression, checkFrames, checkGeneration, checkThresholds, optionalInt } from './args.js';
 import { takeSnapshot, type MemorySnapshot } from './snapshot.js';
 import { control, STATS_TIMEOUT, workerGone, workerMemoryStats } from './worker-memory.js';
 import type {
@@ -42,7 +43,7 @@ function readyWorkers(core: PoolCore): PythonWorker[] {
 
 function statsTimeout(options: MemoryStatsOptions | undefined): number {
   const o = checkOptions<MemoryStatsOptions>(options, 'options', ['timeout']);
-  return o.timeout === undefined ? STATS_TIMEOUT : checkInt(o.timeout, 'options.timeout', 1);
+  return o.timeout === undefined ? STATS_TIMEOUT : checkInteger(o.timeout, 'options.timeout', 1);
 }
 
 function garbageArgs(options: GcGarbageOptions | undefined): [number, number] {

@@ -4,7 +4,8 @@
  */
 import { ArgumentError, NotTracingError } from '../errors.js';
 import type { PythonWorker } from '../worker/worker.js';
-import { checkGroupBy, checkOptions, optionalInt } from './args.js';
+import { checkOptions } from '../validate.js';
+import { checkGroupBy, optionalInt } from './args.js';
 import { control, workerGone } from './worker-memory.js';
 import type { AllocationDiff, AllocationSite, CompareOptions, SnapshotGroupBy, SnapshotOptions } from './types.js';
 

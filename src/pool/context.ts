@@ -3,7 +3,8 @@
  */
 import { ArgumentError, ContextClosedError, ContextLostError } from '../errors.js';
 import { CallJob } from '../worker/job.js';
-import { checkArgs, checkCode, checkLocals, checkString, resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
+import { resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
+import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
 import type { PoolCore } from './pool.js';
 import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { PyStream } from './stream.js';
