@@ -1,21 +1,22 @@
 /**
  * A context: a namespace of its own, pinned to one worker for its whole life.
  */
-import { ArgumentError, ContextClosedError, ContextLostError } from '../errors.js';
-import { CallJob } from '../worker/job.js';
-import { resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
-import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
-import type { PoolCore } from './pool.js';
-import { requestCall, requestContextClose, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
-import { PyStream } from './stream.js';
-import type { PythonWorker } from '../worker/worker.js';
+import { ContextClosedError, ContextLostError } from '../errors.js';
 import { contextMemory, type MemorySnapshot } from '../memory/index.js';
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, ReferenceInfo, ReferencesOptions, SnapshotOptions, WorkerMemoryStats } from '../memory/types.js';
+import type { CallOptions, StreamOptions } from '../options.js';
+import { requestContextClose } from '../protocol/requests.js';
+import { CallJob } from '../worker/job.js';
+import type { PythonWorker } from '../worker/worker.js';
+import type { PoolCore } from './pool.js';
+import type { PyStream } from './stream.js';
+import { streamCall, streamEval, submitCall, submitEval, submitExec, type Target } from './submit.js';
 
 export class Context {
   /** The context's id (unique in its pool). */
   readonly id: number;
   readonly #core: PoolCore;
+  readonly #target: Target;
   #worker: PythonWorker | undefined;
   #closed = false;
 
@@ -25,6 +26,16 @@ export class Context {
     this.id = core.nextContextId();
     this.#worker = core.pickWorkerForContext();
     this.#worker?.contexts.add(this.id);
+    this.#target = {
+      ctx: this.id,
+      pinned: true,
+      defaultTimeout: () => core.options.timeout || undefined,
+      check: () => void this.#usableWorker(),
+      track: (job) => core.track(job),
+      submit: (job) => this.#usableWorker().send(job),
+      registered: (stream, open) => core.registered(stream, open),
+      unpinned: (worker) => core.unpinned(worker),
+    };
   }
 
   /** The id of the worker holding this context's namespace. */
@@ -39,44 +50,27 @@ export class Context {
 
   /** Call `module.fn(*args, **kwargs)`; `'__main__'` names this context's namespace. */
   call<T = any>(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<T> {
-    return this.#run(() => {
-      const o = resolveCallOptions(options, false);
-      return [requestCall(this.id, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), o];
-    }) as Promise<T>;
+    return submitCall(this.#target, module, fn, args, options) as Promise<T>;
   }
 
   /** Evaluate an expression in this context's namespace, with optional locals that do not persist. */
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
-    return this.#run(() => {
-      const o = resolveCallOptions(options, false);
-      return [requestEval(this.id, checkCode(code), checkLocals(locals)), o];
-    }) as Promise<T>;
+    return submitEval(this.#target, code, locals, options) as Promise<T>;
   }
 
   /** Run statements in this context's namespace; what they define persists until the context closes. */
   async exec(code: string, options?: CallOptions): Promise<void> {
-    await this.#run(() => {
-      const o = resolveCallOptions(options, false);
-      if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
-      return [requestExec(this.id, checkCode(code)), o];
-    });
+    await submitExec(this.#target, code, options);
   }
 
-  /** Stream the items of `module.fn(*args, **kwargs)` from this context's worker. */
+  /** Stream the items of the iterable `module.fn(*args, **kwargs)` returns, in this context. */
   stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
-    checkString(module, 'module');
-    checkString(fn, 'fn');
-    checkArgs(args);
-    return this.#stream((credit) => requestStreamCall(this.id, module, fn, args, o.kwargs, credit), o);
+    return streamCall<T>(this.#target, module, fn, args, options);
   }
 
   /** Stream the items of an expression evaluated in this context's namespace. */
   streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true);
-    checkCode(code);
-    checkLocals(locals);
-    return this.#stream((credit) => requestStreamEval(this.id, code, locals ?? undefined, credit), o);
+    return streamEval<T>(this.#target, code, locals, options);
   }
 
   /** Free the namespace in the worker. Later calls reject with `ERR_CONTEXT_CLOSED`. */
@@ -100,8 +94,8 @@ export class Context {
     await this.close();
   }
 
-  /** @internal The worker this context lives on, checked to be usable. */
-  worker(): PythonWorker {
+  /** The worker this context lives on, checked to be usable. */
+  #usableWorker(): PythonWorker {
     if (this.#closed) throw new ContextClosedError();
     this.#core.checkOpen();
     if (!this.#worker) {
@@ -117,37 +111,11 @@ export class Context {
     return this.#worker;
   }
 
-  #run(build: () => [Request, { timeout: number | undefined; signal: AbortSignal | undefined }]): Promise<unknown> {
-    try {
-      const worker = this.worker();
-      const [request, o] = build();
-      const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal }, true, request.parts);
-      this.#core.track(job);
-      if (!job.settled) worker.send(job);
-      return job.promise;
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  #stream<T>(open: (credit: number) => Request, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
-    return new PyStream<T>(
-      {
-        submit: (job) => this.worker().send(job),
-        sendTo: (worker, job) => worker.send(job),
-        registered: (stream, open) => (open ? this.#core.streams.add(stream) : this.#core.streams.delete(stream)),
-        unpinned: (worker) => this.#core.unpinned(worker),
-      },
-      (credit) => ({ ...open(credit), pinned: true }),
-      { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#core.options.timeout || undefined), signal: o.signal },
-    );
-  }
-
   // ---- memory
   // The memory calls act on this context's worker (and so on every context pinned to it). See docs/memory.md.
 
   get #memory() {
-    return contextMemory(() => this.worker(), this.id);
+    return contextMemory(() => this.#usableWorker(), this.id);
   }
 
   /** The memory statistics of this context's worker. Answers while it runs a call. */

@@ -2,10 +2,11 @@
  * `py`: a pool created on first use with the default options. It never keeps a finished script alive (idle
  * workers hold no reference on the event loop) and its workers end with the process.
  */
-import { resolveCallOptions, type CallOptions, type StreamOptions } from '../options.js';
+import type { CallOptions, StreamOptions } from '../options.js';
+import { checkCode } from '../validate.js';
 import { createPool, type Pool } from './pool.js';
-import { requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
-import { PyStream } from './stream.js';
+import type { PyStream } from './stream.js';
+import { streamCall, streamEval, submitCall, submitEval, type Target } from './submit.js';
 
 let pool: Promise<Pool> | undefined;
 
@@ -17,40 +18,40 @@ function defaultPool(): Promise<Pool> {
   return pool;
 }
 
-/** A stream on the default pool, which may still be starting: its first step waits for it. */
-function deferredStream<T>(open: (credit: number) => Request, options: StreamOptions | undefined): PyStream<T> {
-  const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
-  const later = (fn: (p: Pool) => void) => void defaultPool().then(fn, () => {});
-  return new PyStream<T>(
-    {
-      submit: (job) => defaultPool().then((p) => p.core.submit(job)),
-      sendTo: (worker, job) => worker.send(job),
-      registered: (stream, opened) => later((p) => (opened ? p.core.streams.add(stream) : p.core.streams.delete(stream))),
-      unpinned: (worker) => later((p) => p.core.unpinned(worker)),
-    },
-    (credit) => ({ ...open(credit), pinned: false }),
-    { highWaterMark: o.highWaterMark, timeout: o.timeout, signal: o.signal },
-  );
-}
+/** The default pool's queue, reached once the pool has started (arguments are checked before it starts). */
+const target: Target = {
+  ctx: 0,
+  pinned: false,
+  defaultTimeout: () => undefined, // the default options: no timeout
+  check: () => {},
+  track: (job) => void defaultPool().then((p) => p.core.track(job), () => {}),
+  submit: (job) => defaultPool().then((p) => p.core.target.submit(job)),
+  registered: (stream, open) => void defaultPool().then((p) => p.core.registered(stream, open), () => {}),
+  unpinned: (worker) => void defaultPool().then((p) => p.core.unpinned(worker), () => {}),
+};
 
 export const py = {
   /** The default pool itself (created on first use). */
   pool: defaultPool,
   call<T = any>(module: string, fn: string, args?: unknown[], options?: CallOptions): Promise<T> {
-    return defaultPool().then((p) => p.call<T>(module, fn, args, options));
+    return submitCall(target, module, fn, args ?? [], options) as Promise<T>;
   },
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
-    return defaultPool().then((p) => p.eval<T>(code, locals, options));
+    return submitEval(target, code, locals, options) as Promise<T>;
   },
   exec(code: string, options?: CallOptions): Promise<void> {
+    try {
+      checkCode(code);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return defaultPool().then((p) => p.exec(code, options));
   },
   stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
-    const kwargs = options?.kwargs;
-    return deferredStream((credit) => requestStreamCall(0, module, fn, args, kwargs, credit), options);
+    return streamCall<T>(target, module, fn, args, options);
   },
   streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
-    return deferredStream((credit) => requestStreamEval(0, code, locals ?? undefined, credit), options);
+    return streamEval<T>(target, code, locals, options);
   },
   /** Close the default pool (a later use creates a new one). */
   async close(): Promise<void> {

@@ -1,27 +1,26 @@
 /**
- * The pool: workers, the queue of calls waiting for one, routing, crash recovery and shutdown.
+ * The public face of a pool: calls, streams, contexts, exec, stats, events, shutdown and the memory API. The work
+ * is done by the fleet (workers: start, recycling, exits) and the scheduler (which worker runs what).
  */
 import { EventEmitter } from 'node:events';
-import { ArgumentError, PoolClosedError, QueueFullError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
-import { Context } from './context.js';
-import { CallJob, type Job } from '../worker/job.js';
-import { resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
-import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
-import { Kind } from '../protocol/frames.js';
-import { resolvePython, type PythonInfo } from '../python.js';
-import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval } from '../protocol/requests.js';
-import { failedStream, PyStream } from './stream.js';
-import { PythonWorker, type WorkerConfig } from '../worker/worker.js';
-import { trackWorker } from '../exit-guard.js';
-import { MemoryMonitor, type MemoryEvent, type PressureEvent } from '../memory/monitor.js';
+import { PoolClosedError, type WorkerStartError } from '../errors.js';
 import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakReport, type LeakWorkload } from '../memory/leaks.js';
 import { poolMemory, type MemorySnapshot } from '../memory/index.js';
+import { MemoryMonitor, type MemoryEvent, type PressureEvent } from '../memory/monitor.js';
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from '../memory/types.js';
+import { resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
+import { resolvePython, type PythonInfo } from '../python.js';
+import { checkCode } from '../validate.js';
+import type { CallJob, Job } from '../worker/job.js';
+import type { PythonWorker } from '../worker/worker.js';
+import { ArgumentError } from '../errors.js';
+import { Context } from './context.js';
+import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
+import { failJob, Scheduler } from './scheduler.js';
+import type { PyStream } from './stream.js';
+import { streamCall, streamEval, submitCall, submitEval, type Target } from './submit.js';
 
-/** A call waiting behind one that has run this long (ms) may be taken over by an idle worker. */
-const STEAL_AFTER = 2;
-/** Workers that die this many times in a row before answering make the pool stop respawning. */
-const MAX_START_FAILURES = 3;
+export type { RecycleEvent, RecycleReason, WorkerExitEvent };
 
 export interface WorkerStats {
   workerId: number;
@@ -53,10 +52,6 @@ export interface PoolStats {
   perWorker: WorkerStats[];
 }
 
-export interface WorkerExitEvent extends WorkerExitInfo {
-  /** Why it ended: `'crashed'`, or the host's reason (`'closed'`, an interrupt that was ignored, ...). */
-  reason: string;
-}
 
 export interface OutputEvent {
   workerId: number;
@@ -64,16 +59,7 @@ export interface OutputEvent {
   text: string;
 }
 
-/** Why a worker was retired. */
-export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
 
-export interface RecycleEvent {
-  workerId: number;
-  pid: number | undefined;
-  reason: RecycleReason;
-  /** Its resident memory (bytes) when it was retired, if the OS told. */
-  rss: number | undefined;
-}
 
 export interface PoolEvents {
   workerStart: [{ workerId: number; pid: number | undefined }];
@@ -93,136 +79,159 @@ export interface CloseOptions {
   timeout?: number;
 }
 
-/** Internal view of the pool used by contexts and the memory tools. */
+/** @internal What contexts, the default pool and the memory API use of a pool. */
 export interface PoolCore {
   readonly options: ResolvedPoolOptions;
+  /** Requests through the pool's queue. */
+  readonly target: Target;
   liveWorkers(): PythonWorker[];
   pickWorkerForContext(): PythonWorker | undefined;
   checkOpen(): void;
   track(job: CallJob): void;
-  streams: Set<PyStream<unknown>>;
-  nextContextId(): number;
+  /** A stream opened (counted among the pool's streams) or settled. */
+  registered(stream: PyStream<unknown>, open: boolean): void;
   /** A context closed or a stream settled on `worker`: retire it if that was all that kept it. */
   unpinned(worker: PythonWorker): void;
-  /** Send a job through the pool's queue. */
-  submit(job: Job): void;
+  nextContextId(): number;
   /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
   setWorkerInit(key: string, value: unknown): void;
-}
-
-interface PendingExec {
-  request: { frame: Buffer; flags: number };
-  options: { timeout: number | undefined; signal: AbortSignal | undefined };
 }
 
 /** A pool of Python worker processes. Create it with {@link createPool}. */
 export class Pool extends EventEmitter<PoolEvents> {
   readonly #options: ResolvedPoolOptions;
-  readonly #python: PythonInfo;
-  readonly #workers: PythonWorker[] = [];
-  readonly #queue: Job[] = [];
-  /** Code that `exec()` ran on every worker: replayed on workers started later. */
-  readonly #execs: string[] = [];
-  /** `exec()` calls still running: sent to workers that start meanwhile. */
-  readonly #pendingExecs = new Set<PendingExec>();
+  readonly #fleet: Fleet;
+  readonly #scheduler: Scheduler<PythonWorker>;
   readonly #streams = new Set<PyStream<unknown>>();
-  #nextWorkerId = 1;
+  readonly #core: PoolCore;
   #nextContextId = 1;
   #completed = 0;
   #failed = 0;
-  #restarts = 0;
-  #startFailures = 0;
-  #broken: Error | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
   #idleWaiters: Array<() => void> = [];
-  #version = '';
   #idleTimer: NodeJS.Timeout | undefined;
-  /** With recycling: a worker started ahead, out of rotation, that takes a retired worker's place at once. */
-  #spare: (PythonWorker & { ready: Promise<unknown> }) | undefined;
   #monitor: MemoryMonitor | undefined;
-  /** Extra settings every new worker receives at start (e.g. tracemalloc). */
-  readonly #workerInit: Record<string, unknown> = {};
-  /** Workers that were told to trace at start (the others learn it when they enter rotation). */
-  readonly #tracingAtSpawn = new WeakSet<PythonWorker>();
-  /** @internal */
-  readonly core: PoolCore;
 
   /** @internal Use {@link createPool}. */
   constructor(options: ResolvedPoolOptions, python: PythonInfo) {
     super();
     this.#options = options;
-    this.#python = python;
-    this.#version = python.version;
-    this.core = {
+    const closing = () => this.#closing;
+    this.#fleet = new Fleet(options, python, {
+      workerStart: (worker) => this.emit('workerStart', { workerId: worker.id, pid: worker.pid }),
+      workerExit: (event) => this.emit('workerExit', event),
+      recycle: (event) => this.emit('recycle', event),
+      output: (worker, stream, text) => {
+        if (options.forwardOutput) process.stderr.write(text);
+        this.emit(stream, { workerId: worker.id, pid: worker.pid, text });
+      },
+      jobEnded: (slot) => {
+        this.#fleet.afterJob(slot);
+        this.#scheduler.dispatch();
+        if (slot.worker.load === 0) this.#scheduler.steal(slot);
+      },
+      joined: (slot) => {
+        this.#scheduler.dispatch();
+        this.#scheduler.steal(slot);
+      },
+      left: () => {
+        if (this.#closing) this.#notifyIdle();
+        else this.#scheduler.dispatch();
+      },
+      requeue: (job) => {
+        if (this.#closing && !this.#closed) failJob(job, new PoolClosedError());
+        else this.#scheduler.enqueue(job, true);
+      },
+      broken: (error) => this.#onBroken(error),
+      closing,
+    }, (job) => this.#track(job));
+    const fleet = this.#fleet;
+    this.#scheduler = new Scheduler<PythonWorker>(
+      {
+        get slots() {
+          return fleet.slots;
+        },
+        get closing() {
+          return closing();
+        },
+        idle: () => this.#notifyIdle(),
+      },
       options,
-      liveWorkers: () => this.#workers.filter((w) => w.state !== 'exited'),
-      pickWorkerForContext: () => this.#pickForContext(),
-      checkOpen: () => this.#checkOpen(),
+    );
+    const target: Target = {
+      ctx: 0,
+      pinned: false,
+      defaultTimeout: () => options.timeout || undefined,
+      check: () => this.#checkOpen(),
       track: (job) => this.#track(job),
-      streams: this.#streams,
-      nextContextId: () => this.#nextContextId++,
-      unpinned: (worker) => this.#afterUnpinned(worker),
       submit: (job) => {
         this.#checkOpen();
-        this.#enqueue(job);
+        this.#scheduler.enqueue(job);
       },
-      setWorkerInit: (key, value) => {
-        if (value === undefined) delete this.#workerInit[key];
-        else this.#workerInit[key] = value;
-      },
+      registered: (stream, open) => this.#registered(stream, open),
+      unpinned: (worker) => fleet.unpinned(worker),
+    };
+    this.#core = {
+      options,
+      target,
+      liveWorkers: () => fleet.live(),
+      pickWorkerForContext: () => this.#scheduler.pickForContext()?.worker,
+      checkOpen: () => this.#checkOpen(),
+      track: (job) => this.#track(job),
+      registered: (stream, open) => this.#registered(stream, open),
+      unpinned: (worker) => fleet.unpinned(worker),
+      nextContextId: () => this.#nextContextId++,
+      setWorkerInit: (key, value) => fleet.setWorkerInit(key, value),
     };
   }
 
   /** @internal */
+  get core(): PoolCore {
+    return this.#core;
+  }
+
+  /** @internal */
   async start(): Promise<void> {
-    const starting = Array.from({ length: this.#options.workers }, () => this.#spawn());
-    this.#ensureSpare();
-    if (this.#spare) starting.push(this.#spare);
-    const results = await Promise.allSettled(starting.map((w) => w.ready));
-    const failure = results.find((r) => r.status === 'rejected');
-    if (failure) {
+    try {
+      await this.#fleet.start();
+    } catch (error) {
       await this.destroy();
-      throw (failure as PromiseRejectedResult).reason;
+      throw error;
     }
     if (this.#options.monitor) {
+      const fleet = this.#fleet;
       this.#monitor = new MemoryMonitor(this.#options.monitor, {
-        workers: () => this.#workers,
+        workers: () => fleet.slots.map((s) => s.worker),
         emitMemory: (event) => this.emit('memory', event),
         emitPressure: (event) => this.emit('pressure', event),
       });
     }
     const idleTimeout = this.#options.recycle.idleTimeout;
     if (idleTimeout !== undefined) {
-      this.#idleTimer = setInterval(() => this.#retireIdle(idleTimeout), Math.max(10, Math.min(idleTimeout / 2, 1000)));
+      this.#idleTimer = setInterval(() => this.#fleet.retireIdle(idleTimeout), Math.max(10, Math.min(idleTimeout / 2, 1000)));
       this.#idleTimer.unref();
     }
   }
 
   /** The Python version of the workers, e.g. `'3.11.7'`. */
   version(): string {
-    return this.#version;
+    return this.#fleet.version;
   }
 
   /** The Python executable the workers run. */
   get executable(): string {
-    return this.#python.executable;
+    return this.#fleet.config().executable;
   }
 
   /** Call `module.fn(*args, **kwargs)` on any worker. `module` `'__main__'` names what `exec` defined. */
   call<T = any>(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<T> {
-    return this.#submitNew(() => {
-      const o = resolveCallOptions(options, false);
-      return [requestCall(0, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), o];
-    }, Kind.CALL) as Promise<T>;
+    return submitCall(this.#core.target, module, fn, args, options) as Promise<T>;
   }
 
   /** Evaluate a Python expression with optional local variables (which never persist in the worker). */
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
-    return this.#submitNew(() => {
-      const o = resolveCallOptions(options, false);
-      return [requestEval(0, checkCode(code), checkLocals(locals)), o];
-    }, Kind.EVAL) as Promise<T>;
+    return submitEval(this.#core.target, code, locals, options) as Promise<T>;
   }
 
   /**
@@ -233,48 +242,23 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#checkOpen();
     const o = resolveCallOptions(options, false);
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
-    const request = requestExec(0, checkCode(code));
-    const pending = { request, options: o };
-    this.#pendingExecs.add(pending);
-    const jobs = [...this.#workers, ...(this.#spare ? [this.#spare] : [])]
-      .filter((w) => w.state === 'starting' || w.state === 'ready')
-      .map((worker) => this.#sendExec(worker, pending));
-    try {
-      await Promise.all(jobs);
-      this.#execs.push(code);
-    } finally {
-      this.#pendingExecs.delete(pending);
-    }
-  }
-
-  #sendExec(worker: PythonWorker, exec: PendingExec): Promise<unknown> {
-    const job = new CallJob(Kind.EXEC, Buffer.from(exec.request.frame), exec.request.flags, exec.options, true);
-    this.#track(job);
-    worker.send(job);
-    return job.promise;
+    await this.#fleet.exec(checkCode(code), { timeout: o.timeout, signal: o.signal });
   }
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
   stream<T = any>(module: string, fn: string, args: unknown[] = [], options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true); // bad arguments throw here, synchronously
-    checkString(module, 'module');
-    checkString(fn, 'fn');
-    checkArgs(args);
-    return this.#newStream((credit) => requestStreamCall(0, module, fn, args, o.kwargs, credit), o);
+    return streamCall<T>(this.#core.target, module, fn, args, options);
   }
 
   /** Stream the items of the iterable a Python expression evaluates to. */
   streamEval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: StreamOptions): PyStream<T> {
-    const o = resolveCallOptions(options, true);
-    checkCode(code);
-    checkLocals(locals);
-    return this.#newStream((credit) => requestStreamEval(0, code, locals ?? undefined, credit), o);
+    return streamEval<T>(this.#core.target, code, locals, options);
   }
 
   /** A namespace of its own, pinned to one worker. Close it to free the namespace. */
   context(): Context {
     this.#checkOpen();
-    return new Context(this.core);
+    return new Context(this.#core);
   }
 
   /**
@@ -284,8 +268,7 @@ export class Pool extends EventEmitter<PoolEvents> {
    */
   async recycle(): Promise<void> {
     this.#checkOpen();
-    const retiring = this.#workers.filter((w) => w.state === 'ready' || w.state === 'starting').map((w) => this.#retire(w, 'manual'));
-    await Promise.all(retiring);
+    await this.#fleet.recycleAll();
   }
 
   /**
@@ -296,15 +279,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   async findLeaks(workload: LeakWorkload, options?: FindLeaksOptions): Promise<LeakReport> {
     this.#checkOpen();
     resolveLeakOptions(options);
-    const config = this.#config();
-    const worker = new PythonWorker(this.#nextWorkerId++, config, {
-      jobEnded: () => {},
-      exited: () => {},
-      output: (w, stream, text) => this.#output(w, stream, text),
-    });
-    trackWorker(worker);
+    const worker = this.#fleet.detached();
     try {
-      await worker.start(config);
+      await worker.start(this.#fleet.config());
       return await runLeakSearch(worker, workload, options);
     } finally {
       worker.kill('leak search finished');
@@ -313,15 +290,15 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Counters and per-worker state; a fresh plain object each time. */
   stats(): PoolStats {
-    const live = this.#workers.filter((w) => w.state !== 'exited');
+    const live = this.#fleet.live();
     return {
       workers: live.length,
       busy: live.filter((w) => w.load > 0).length,
       idle: live.filter((w) => w.state === 'ready' && w.load === 0).length,
-      queued: this.#waiting(),
+      queued: this.#scheduler.waiting(),
       completed: this.#completed,
       failed: this.#failed,
-      restarts: this.#restarts,
+      restarts: this.#fleet.restarts,
       perWorker: live.map((w) => ({
         workerId: w.id,
         pid: w.pid,
@@ -352,8 +329,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       clearTimeout(timer);
       if (!finished) return this.#forceClose();
       for (const stream of this.#streams) stream.abandon();
-      this.#spare?.kill('closed');
-      await Promise.all(this.#workers.map((w) => w.terminate()));
+      await this.#fleet.terminateAll();
     })();
     return this.#closed;
   }
@@ -375,15 +351,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     clearInterval(this.#idleTimer);
     this.#monitor?.stop();
     const error = new PoolClosedError('The pool was destroyed');
-    for (const job of this.#queue.splice(0)) failJob(job, error);
+    for (const job of this.#scheduler.takeAll()) failJob(job, error);
     for (const stream of this.#streams) stream.abandon();
-    this.#spare?.kill('pool destroyed');
-    const exits = this.#workers.map((w) => {
-      for (const job of w.sent) failJob(job, error);
-      w.kill('pool destroyed');
-      return w.exited;
-    });
-    await Promise.all(exits);
+    for (const slot of this.#fleet.slots) for (const job of slot.worker.sent) failJob(job, error);
+    await this.#fleet.killAll('pool destroyed');
     this.#notifyIdle();
   }
 
@@ -391,20 +362,8 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   #checkOpen(): void {
     if (this.#closing) throw new PoolClosedError();
-    if (this.#broken) throw this.#broken;
-  }
-
-  #submitNew(build: () => [{ frame: Buffer; flags: number; parts?: Uint8Array[] }, { timeout: number | undefined; signal: AbortSignal | undefined }], kind: number): Promise<unknown> {
-    try {
-      this.#checkOpen();
-      const [request, options] = build();
-      const job = new CallJob(kind, request.frame, request.flags, { timeout: options.timeout ?? (this.#options.timeout || undefined), signal: options.signal }, false, request.parts);
-      this.#track(job);
-      if (!job.settled) this.#enqueue(job);
-      return job.promise;
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const broken = this.#fleet.broken;
+    if (broken) throw broken;
   }
 
   #track(job: CallJob): void {
@@ -414,333 +373,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
   }
 
-  #newStream<T>(open: (credit: number) => { frame: Buffer; flags: number; kind: number; parts?: Uint8Array[] }, o: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined }): PyStream<T> {
-    try {
-      this.#checkOpen();
-    } catch (error) {
-      return failedStream<T>(error); // a closed pool: the stream rejects when read, as calls reject
-    }
-    return new PyStream<T>(
-      {
-        submit: (job) => this.core.submit(job),
-        sendTo: (worker, job) => worker.send(job),
-        registered: (stream, open) => (open ? this.#streams.add(stream) : this.#streams.delete(stream)),
-        unpinned: (worker) => this.#afterUnpinned(worker),
-      },
-      (credit) => ({ ...open(credit), pinned: false }),
-      { highWaterMark: o.highWaterMark, timeout: o.timeout ?? (this.#options.timeout || undefined), signal: o.signal },
-    );
+  #registered(stream: PyStream<unknown>, open: boolean): void {
+    if (open) this.#streams.add(stream);
+    else this.#streams.delete(stream);
   }
 
-  #enqueue(job: Job, front = false): void {
-    const worker = this.#queue.length === 0 ? this.#pick() : undefined;
-    if (worker && worker.load === 0) {
-      worker.send(job); // starts at once
-      return;
-    }
-    // It will wait (sent ahead behind another call, or in the queue): that counts against maxQueue.
-    if (!front && this.#waiting() >= this.#options.maxQueue) {
-      failJob(job, new QueueFullError(this.#options.maxQueue));
-      return;
-    }
-    if (worker) {
-      worker.send(job);
-      return;
-    }
-    if (front) this.#queue.unshift(job);
-    else this.#queue.push(job);
-    job.dequeue = () => {
-      job.dequeue = undefined;
-      const at = this.#queue.indexOf(job);
-      if (at >= 0) this.#queue.splice(at, 1);
-    };
-    this.#dispatch();
-  }
-
-  /**
-   * An idle worker takes over a call that waits behind a running one on another worker (calls are sent ahead to
-   * busy workers for throughput; a long call must not hold up the calls behind it while a worker is free). The
-   * other worker gives the call back only if it has not started it ('revoke' on its control channel), so a call
-   * never runs twice.
-   */
-  #steal(idle: PythonWorker): void {
-    if (this.#queue.length > 0 || idle.load > 0 || idle.state !== 'ready' || idle.stealing || this.#closing) return;
-    let victim: PythonWorker | undefined;
-    for (const w of this.#workers) {
-      if (w !== idle && w.load > 1 && (!victim || w.load > victim.load)) victim = w;
-    }
-    if (!victim) return;
-    // Only from behind a call that has run a while: with short calls the waiting ones start soon anyway, and
-    // taking them back would cost more than it saves. Look again when the running call gets old enough.
-    const age = performance.now() - victim.sent[0]!.startedAt;
-    if (age < STEAL_AFTER) {
-      if (!idle.stealTimer) {
-        idle.stealTimer = setTimeout(() => {
-          idle.stealTimer = undefined;
-          this.#steal(idle);
-        }, STEAL_AFTER - age + 0.1);
-        idle.stealTimer.unref();
-      }
-      return;
-    }
-    let job: CallJob | undefined;
-    for (let i = victim.sent.length - 1; i >= 1; i--) {
-      const candidate = victim.sent[i];
-      if (candidate instanceof CallJob && candidate.retryable && !candidate.settled && !candidate.stealing) {
-        job = candidate;
-        break;
-      }
-    }
-    if (!job) return;
-    const from = victim;
-    const stolen = job;
-    stolen.stealing = idle.stealing = true;
-    from.control('revoke', [stolen.id]).then(
-      (revoked) => {
-        idle.stealing = stolen.stealing = false;
-        if (revoked === true) {
-          // It will not run there (it may already be off that worker's list: see PythonWorker#onDataFrame).
-          from.take(stolen);
-          stolen.worker = undefined;
-          stolen.id = 0;
-          if (!stolen.settled) this.#enqueue(stolen, true);
-        }
-        this.#steal(idle);
-      },
-      () => {
-        idle.stealing = stolen.stealing = false;
-      },
-    );
-  }
-
-  /** Calls waiting to run: in the pool's queue, or sent ahead to a worker behind the call it runs. */
-  #waiting(): number {
-    let waiting = this.#queue.length;
-    for (const worker of this.#workers) if (worker.load > 1) waiting += worker.load - 1;
-    return waiting;
-  }
-
-  #dispatch(): void {
-    while (this.#queue.length > 0) {
-      const worker = this.#pick();
-      if (!worker) break;
-      const job = this.#queue.shift()!;
-      job.dequeue = undefined;
-      if (job instanceof CallJob && job.settled) continue;
-      worker.send(job);
-    }
-    if (this.#queue.length === 0) this.#notifyIdle();
-  }
-
-  /** The ready worker with the fewest requests in flight, if one has room. */
-  #pick(): PythonWorker | undefined {
-    let best: PythonWorker | undefined;
-    let retiring: PythonWorker | undefined; // due for retirement: used only when no other worker has room
-    for (const worker of this.#workers) {
-      if (worker.state !== 'ready' || worker.load >= this.#options.pipelineDepth) continue;
-      if (worker.replacing) {
-        if (!retiring || worker.load < retiring.load) retiring = worker;
-        continue;
-      }
-      if (!best || worker.load < best.load) best = worker;
-      if (worker.load === 0) break;
-    }
-    return best ?? retiring;
-  }
-
-  #pickForContext(): PythonWorker | undefined {
-    let best: PythonWorker | undefined;
-    for (const worker of this.#workers) {
-      if ((worker.state !== 'ready' && worker.state !== 'starting') || worker.replacing) continue;
-      if (!best || worker.contexts.size < best.contexts.size || (worker.contexts.size === best.contexts.size && worker.load < best.load)) best = worker;
-    }
-    return best;
-  }
-
-  #afterUnpinned(worker: PythonWorker): void {
-    if (worker.retireWhenFree && worker.contexts.size === 0 && worker.streams === 0) void this.#retire(worker, worker.retireWhenFree);
-  }
-
-  // ------------------------------------------------------------------ recycling
-
-  /** After each answered job: retire the worker if it passed a threshold; end retired workers once drained. */
-  #afterJob(worker: PythonWorker): void {
-    worker.lastActive = Date.now();
-    if (worker.state === 'retiring') {
-      if (worker.load === 0 && worker.killReason === 'recycled') void worker.terminate();
-      return;
-    }
-    if (worker.state !== 'ready' || worker.replacing || this.#closing) return;
-    const { maxCalls, maxRss } = this.#options.recycle;
-    if (maxCalls !== undefined && worker.served >= maxCalls) {
-      void this.#retire(worker, 'maxCalls');
-    } else if (maxRss !== undefined && worker.lastActive - worker.rssCheckedAt >= 20) {
-      worker.rssCheckedAt = worker.lastActive;
-      const rss = worker.rss()?.rss;
-      if (rss !== undefined && rss > maxRss) void this.#retire(worker, 'maxRss', rss);
-    }
-  }
-
-  #retireIdle(idleTimeout: number): void {
-    const now = Date.now();
-    for (const worker of this.#workers) {
-      if (worker.state === 'ready' && worker.load === 0 && worker.served > 0 && !worker.replacing && now - worker.lastActive >= idleTimeout) {
-        void this.#retire(worker, 'idleTimeout');
-      }
-    }
-  }
-
-  /**
-   * Retire `worker`: its replacement (the spare, started ahead, or a new worker) takes its place; the old worker
-   * takes no new calls, finishes those it has, and ends. A worker with open contexts or streams is retired when
-   * they end.
-   */
-  #retire(worker: PythonWorker, reason: RecycleReason, rss = worker.rss()?.rss): Promise<void> {
-    if (this.#closing || worker.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return Promise.resolve();
-    if (worker.contexts.size > 0 || worker.streams > 0) {
-      worker.retireWhenFree = reason; // contexts and open streams keep their state: retire when they end
-      return Promise.resolve();
-    }
-    worker.retireWhenFree = undefined;
-    worker.replacing = true;
-    const replacement = this.#spare ?? this.#spawn(false);
-    this.#spare = undefined;
-    const takeOver = () => {
-      if (this.#closing || (worker.state as PythonWorker['state']) === 'exited') {
-        replacement.kill('not needed');
-        return;
-      }
-      this.#workers.push(replacement);
-      const tracing = this.#workerInit.tracemalloc;
-      if (tracing && replacement.info && !this.#tracingAtSpawn.has(replacement)) void replacement.control('tracemalloc_start', [tracing]).catch(() => {});
-      this.emit('workerStart', { workerId: replacement.id, pid: replacement.pid });
-      worker.state = 'retiring';
-      worker.killReason = 'recycled';
-      this.emit('recycle', { workerId: worker.id, pid: worker.pid, reason, rss });
-      if (worker.load === 0) void worker.terminate();
-      this.#ensureSpare();
-      this.#dispatch();
-      this.#steal(replacement);
-    };
-    if (replacement.info) {
-      takeOver(); // the spare is ready: at once, before the caller's next call
-      return Promise.resolve();
-    }
-    return replacement.ready.then(takeOver, () => {
-      worker.replacing = false; // keep the old one serving; a later trigger tries again
-      this.#ensureSpare();
-    });
-  }
-
-  /** With recycling configured, keep one worker started ahead. */
-  #ensureSpare(): void {
-    const { maxRss, maxCalls, idleTimeout } = this.#options.recycle;
-    if (this.#spare || this.#closing || this.#broken) return;
-    if (maxRss === undefined && maxCalls === undefined && idleTimeout === undefined) return;
-    this.#spare = this.#spawn(false);
-  }
-
-  #config(): WorkerConfig {
-    const o = this.#options;
-    return {
-      executable: this.#python.executable,
-      cwd: o.cwd,
-      env: o.env,
-      pythonPath: o.pythonPath,
-      setup: [...o.setup, ...this.#execs],
-      forceKillAfter: o.forceKillAfter,
-      startTimeout: o.startTimeout,
-      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null, arrays: o.arrays },
-    };
-  }
-
-  #output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void {
-    if (this.#options.forwardOutput) process.stderr.write(text);
-    this.emit(stream, { workerId: worker.id, pid: worker.pid, text });
-  }
-
-  /** Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). */
-  #spawn(rotation = true): PythonWorker & { ready: Promise<unknown> } {
-    const config = this.#config();
-    const worker = new PythonWorker(this.#nextWorkerId++, config, {
-      jobEnded: (w) => {
-        this.#afterJob(w);
-        this.#dispatch();
-        if (w.load === 0) this.#steal(w);
-      },
-      exited: (w, info, requeue) => this.#onExit(w, info, requeue),
-      output: (w, stream, text) => this.#output(w, stream, text),
-    });
-    trackWorker(worker);
-    if (rotation) this.#workers.push(worker);
-    if (config.init?.tracemalloc) this.#tracingAtSpawn.add(worker);
-    const started = worker.start(config);
-    for (const exec of this.#pendingExecs) this.#sendExec(worker, exec).catch(() => {});
-    const ready = started.then(
-      (info) => {
-        this.#startFailures = 0;
-        this.#version = info.version;
-        if (rotation) {
-          this.emit('workerStart', { workerId: worker.id, pid: worker.pid });
-          this.#dispatch();
-          this.#steal(worker);
-        }
-        return info;
-      },
-      (error: unknown) => {
-        worker.startError = error as Error;
-        throw error;
-      },
-    );
-    ready.catch(() => {});
-    return Object.assign(worker, { ready });
-  }
-
-  #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
-    const at = this.#workers.indexOf(worker);
-    if (at >= 0) this.#workers.splice(at, 1);
-    else {
-      // Out of rotation: the spare, or a replacement that never took over. Nothing of the pool's ran there.
-      if (worker === this.#spare) this.#spare = undefined;
-      if (this.#closing) return;
-      if (worker.info === undefined && ++this.#startFailures >= MAX_START_FAILURES) this.#breakPool(worker);
-      else if (worker.killReason !== 'not needed') this.#ensureSpare();
-      return;
-    }
-    const crashed = !worker.killReason;
-    this.emit('workerExit', { ...info, reason: worker.killReason ?? 'crashed' });
-    for (let i = requeue.length - 1; i >= 0; i--) {
-      const job = requeue[i]!;
-      if (this.#closing && !this.#closed) failJob(job, new PoolClosedError());
-      else this.#enqueue(job, true);
-    }
-    if (this.#closing) {
-      this.#notifyIdle();
-      return;
-    }
-    const neverReady = worker.info === undefined;
-    if (neverReady) this.#startFailures++;
-    if (this.#startFailures >= MAX_START_FAILURES) {
-      this.#breakPool(worker);
-      return;
-    }
-    if (crashed || neverReady || worker.killReason !== 'recycled') {
-      this.#restarts++;
-      this.#spawn();
-    }
-    this.#dispatch();
-  }
-
-  #breakPool(worker: PythonWorker): void {
-    if (this.#broken) return;
-    const cause = worker.startError;
-    const error = new WorkerStartError(
-      `Python workers keep dying during start-up (${this.#startFailures} in a row); the pool stopped respawning them. ` +
-        `Last: ${cause?.message ?? 'no message'}`,
-      { cause },
-    );
-    this.#broken = error;
-    for (const job of this.#queue.splice(0)) failJob(job, error);
+  #onBroken(error: WorkerStartError): void {
+    for (const job of this.#scheduler.takeAll()) failJob(job, error);
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else process.emitWarning(error.message, { code: 'PYWORKERS_POOL_BROKEN' });
   }
@@ -751,8 +390,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #notifyIdle(): void {
-    if (this.#idleWaiters.length === 0) return;
-    if (this.#queue.length > 0 || this.#workers.some((w) => w.load > 0)) return;
+    if (this.#idleWaiters.length === 0 || !this.#scheduler.drained) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const fn of waiters) fn();
@@ -764,83 +402,78 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Every ready worker's memory statistics, plus totals. Answers while workers run calls. */
   memoryStats(options?: MemoryStatsOptions): Promise<PoolMemoryStats> {
-    return poolMemory(this.core).memoryStats(options);
+    return poolMemory(this.#core).memoryStats(options);
   }
 
   /** Collect `generation` (default 2: full) on every worker; resolves to the objects collected, summed. */
   gc(generation?: GcGeneration): Promise<number> {
-    return poolMemory(this.core).gc(generation);
+    return poolMemory(this.#core).gc(generation);
   }
 
   /** Turn automatic collection on in every worker (`gc.enable()`). */
   gcEnable(): Promise<void> {
-    return poolMemory(this.core).gcEnable(true);
+    return poolMemory(this.#core).gcEnable(true);
   }
 
   /** Turn automatic collection off in every worker (`gc.disable()`); `gc()` still collects. */
   gcDisable(): Promise<void> {
-    return poolMemory(this.core).gcEnable(false);
+    return poolMemory(this.#core).gcEnable(false);
   }
 
   /** Whether automatic collection is on in every worker. */
   gcIsEnabled(): Promise<boolean> {
-    return poolMemory(this.core).gcIsEnabled();
+    return poolMemory(this.#core).gcIsEnabled();
   }
 
   /** The collection thresholds (`gc.get_threshold()`) of the workers (per worker: `memoryStats()`). */
   gcGetThreshold(): Promise<number[]> {
-    return poolMemory(this.core).gcGetThreshold();
+    return poolMemory(this.#core).gcGetThreshold();
   }
 
   /** Set the collection thresholds of every worker (`gc.set_threshold(...)`): 1 to 3 integers >= 0. */
   gcSetThreshold(...thresholds: number[]): Promise<void> {
-    return poolMemory(this.core).gcSetThreshold(thresholds);
+    return poolMemory(this.#core).gcSetThreshold(thresholds);
   }
 
   /** The collector's debug flags (`gc.get_debug()`) by name. */
   gcGetDebug(): Promise<GcDebugFlag[]> {
-    return poolMemory(this.core).gcGetDebug();
+    return poolMemory(this.#core).gcGetDebug();
   }
 
   /** Set the collector's debug flags on every worker (`gc.set_debug()`): names such as `'DEBUG_SAVEALL'`, or a mask; `0` or `[]` clears. */
   gcSetDebug(flags: GcDebugFlags): Promise<void> {
-    return poolMemory(this.core).gcSetDebug(flags);
+    return poolMemory(this.#core).gcSetDebug(flags);
   }
 
   /** `gc.garbage` of each worker: the count, and the type and a short repr of each object. */
   gcGarbage(options?: GcGarbageOptions): Promise<GcGarbage[]> {
-    return poolMemory(this.core).gcGarbage(options);
+    return poolMemory(this.#core).gcGarbage(options);
   }
 
   /** Empty `gc.garbage` on every worker; resolves to the objects removed. */
   gcClearGarbage(): Promise<number> {
-    return poolMemory(this.core).gcClearGarbage();
+    return poolMemory(this.#core).gcClearGarbage();
   }
 
   /** Start tracemalloc on every worker, and on every worker started later, with `frames` frames per allocation. */
   tracemallocStart(frames = 1): Promise<void> {
-    return poolMemory(this.core).tracemallocStart(frames);
+    return poolMemory(this.#core).tracemallocStart(frames);
   }
 
   /** Stop tracemalloc on every worker (its traces are dropped; snapshots taken stay). */
   tracemallocStop(): Promise<void> {
-    return poolMemory(this.core).tracemallocStop();
+    return poolMemory(this.#core).tracemallocStop();
   }
 
   /** The top allocation sites of the tracing workers, merged; rejects with `NotTracingError` when none traces. */
   snapshot(options?: SnapshotOptions): Promise<MemorySnapshot> {
-    return poolMemory(this.core).snapshot(options);
+    return poolMemory(this.#core).snapshot(options);
   }
 
   /** Which allocator each worker uses (`PYTHONMALLOC`) and pymalloc's arena/pool summary. */
   allocatorInfo(options?: AllocatorInfoOptions): Promise<AllocatorInfo[]> {
-    return poolMemory(this.core).allocatorInfo(options);
+    return poolMemory(this.#core).allocatorInfo(options);
   }
-}
-
-function failJob(job: Job, error: Error): void {
-  if (job instanceof CallJob) job.fail(error);
-  else job.onLost(error as never);
 }
 
 /** Start a pool of Python workers; resolves once every worker has answered. */

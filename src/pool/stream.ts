@@ -14,8 +14,6 @@ import type { PythonWorker } from '../worker/worker.js';
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
   submit(job: Job): void | Promise<void>;
-  /** Send a follow-up job to the stream's worker. */
-  sendTo(worker: PythonWorker, job: Job): void;
   /** The stream opened (is counted among the pool's streams) or settled. */
   registered?(stream: PyStream<unknown>, open: boolean): void;
   /** The stream no longer holds state on `worker` (which may now be recycled). */
@@ -32,7 +30,7 @@ export function failedStream<T>(error: unknown): PyStream<T> {
   const open = (): never => {
     throw error;
   };
-  return new PyStream<T>({ submit() {}, sendTo() {} }, open, { highWaterMark: 1, timeout: undefined, signal: undefined });
+  return new PyStream<T>({ submit() {} }, open, { highWaterMark: 1, timeout: undefined, signal: undefined });
 }
 
 /** Each step of a stream is a job: it ends when the worker pauses, finishes or fails the iterator. */
@@ -323,7 +321,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     this.#outstanding += credit;
     if (this.#step) this.#next = job;
     else this.#step = job;
-    this.#host.sendTo(worker, job);
+    worker.send(job);
   }
 
   #fail(error: unknown): void {

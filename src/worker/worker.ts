@@ -55,36 +55,22 @@ interface ControlRequest {
 
 export class PythonWorker {
   readonly id: number;
-  state: WorkerState = 'starting';
   readonly startedAt = Date.now();
   readonly forceKillAfter: number;
+  /** What the worker said when it started (undefined until then). */
   info: ReadyInfo | undefined;
   /** Jobs sent and not yet ended, in the order the worker runs them. */
   readonly sent: Job[] = [];
   /** Requests answered. */
   completed = 0;
-  /** Open contexts pinned here. */
+  /** Calls answered (the start-up handshake not counted). */
+  served = 0;
+  /** Open contexts whose namespace lives here (their ids). */
   readonly contexts = new Set<number>();
   /** Open streams whose Python iterator lives here. */
   streams = 0;
-  /** It is asking another worker for a call that waits there. */
-  stealing = false;
-  /** A later look for a call to take over. */
-  stealTimer: NodeJS.Timeout | undefined;
-  /** Calls answered (the start-up handshake not counted). */
-  served = 0;
-  /** When it last answered a request (ms since the epoch). */
-  lastActive = Date.now();
-  /** When the pool last read its RSS for recycling. */
-  rssCheckedAt = 0;
-  /** A replacement is starting for it. */
-  replacing = false;
-  /** Retire it once its contexts close (the reason it was due). */
-  retireWhenFree: 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual' | undefined;
-  /** Why the host ended the worker, when it did. */
-  killReason: string | undefined;
-  /** Why the worker failed to start, when it did. */
-  startError: Error | undefined;
+  #state: WorkerState = 'starting';
+  #killReason: string | undefined;
   readonly #child: ChildProcess;
   readonly #data: Socket;
   readonly #control: Socket;
@@ -133,7 +119,7 @@ export class PythonWorker {
       events.output(this, 'stderr', text);
     });
     this.#child.on('error', (error) => {
-      this.killReason ??= error.message;
+      this.#killReason ??= error.message;
       this.#onExit(null, null, error);
     });
     this.#child.on('exit', (code, signal) => {
@@ -152,6 +138,16 @@ export class PythonWorker {
         setTimeout(finish, 50);
       }
     });
+  }
+
+  /** starting → ready → retiring (takes nothing new) → exited. */
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** Why the host ended the worker, when it did (undefined: it crashed, or runs). */
+  get killReason(): string | undefined {
+    return this.#killReason;
   }
 
   get pid(): number | undefined {
@@ -180,7 +176,7 @@ export class PythonWorker {
           throw new WorkerStartError(`Python worker ${this.id} speaks protocol version ${String(info.protocol)}, not ${PROTOCOL_VERSION}: its runtime (python/_pyworkers) is not this package's`);
         }
         this.info = info;
-        if (this.state === 'starting') this.state = 'ready';
+        if (this.#state === 'starting') this.#state = 'ready';
         this.#updateRef();
         return info;
       },
@@ -241,11 +237,19 @@ export class PythonWorker {
     });
   }
 
+  /** Take nothing new; the owner ends it (`terminate()`) once its jobs are done. */
+  retire(reason: string): void {
+    if (this.#state === 'exited') return;
+    this.#state = 'retiring';
+    this.#killReason = reason;
+    this.#updateRef();
+  }
+
   /** Kill the process now (SIGKILL). Jobs still sent are failed or moved when it has exited. */
   kill(reason: string): void {
-    this.killReason ??= reason;
-    if (this.state !== 'exited') {
-      this.state = 'retiring';
+    this.#killReason ??= reason;
+    if (this.#state !== 'exited') {
+      this.#state = 'retiring';
       this.#updateRef();
       this.#child.kill('SIGKILL');
     }
@@ -253,9 +257,9 @@ export class PythonWorker {
 
   /** End the process politely: it exits when its channels close; killed if it lingers. */
   terminate(graceMs = 1000): Promise<WorkerExitInfo> {
-    if (this.state !== 'exited') {
-      this.state = 'retiring';
-      this.killReason ??= 'closed';
+    if (this.#state !== 'exited') {
+      this.#state = 'retiring';
+      this.#killReason ??= 'closed';
       this.#updateRef();
       this.#data.end();
       this.#control.end();
@@ -367,8 +371,8 @@ export class PythonWorker {
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
-    if (this.state === 'exited') return;
-    this.state = 'exited';
+    if (this.#state === 'exited') return;
+    this.#state = 'exited';
     this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
     const crash = this.#crashError();
     if (error) Object.defineProperty(crash, 'cause', { value: error });

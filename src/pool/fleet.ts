@@ -1,0 +1,360 @@
+/**
+ * The pool's workers: starting them (in rotation, or a spare started ahead), replaying `exec()` on the ones that
+ * start later, recycling (maxRss, maxCalls, idleTimeout, recycle()), and what happens when one exits: its calls
+ * that never started go back to the queue, and a replacement starts, unless workers keep dying at start-up.
+ */
+import { WorkerStartError, type WorkerExitInfo } from '../errors.js';
+import { trackWorker } from '../exit-guard.js';
+import type { ResolvedPoolOptions } from '../options.js';
+import { requestExec } from '../protocol/requests.js';
+import type { PythonInfo } from '../python.js';
+import { CallJob, type Job, type JobOptions } from '../worker/job.js';
+import { PythonWorker, type WorkerConfig } from '../worker/worker.js';
+import { Slot } from './slot.js';
+
+/** Workers that die this many times in a row before answering make the pool stop respawning. */
+export const MAX_START_FAILURES = 3;
+/** RSS is read for `recycle.maxRss` after a call at most this often per worker (ms). */
+export const RSS_CHECK_INTERVAL = 20;
+
+/** Why a worker was retired. */
+export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
+
+export interface RecycleEvent {
+  workerId: number;
+  pid: number | undefined;
+  reason: RecycleReason;
+  /** Its resident memory (bytes) when it was retired, if the OS told. */
+  rss: number | undefined;
+}
+
+export interface WorkerExitEvent extends WorkerExitInfo {
+  /** Why it ended: `'crashed'`, or the host's reason (`'closed'`, an interrupt that was ignored, ...). */
+  reason: string;
+}
+
+export type WorkerSlot = Slot<PythonWorker>;
+
+/** What the fleet tells the rest of the pool. */
+export interface FleetHooks {
+  workerStart(worker: PythonWorker): void;
+  workerExit(event: WorkerExitEvent): void;
+  recycle(event: RecycleEvent): void;
+  output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void;
+  /** A worker answered a request (it may take more). */
+  jobEnded(slot: WorkerSlot): void;
+  /** A worker entered rotation: queued calls may go to it. */
+  joined(slot: WorkerSlot): void;
+  /** A job that never started on a worker that exited: run it elsewhere. */
+  requeue(job: Job): void;
+  /** A worker of the rotation exited (its jobs requeued). */
+  left(): void;
+  /** The pool cannot start workers any more. */
+  broken(error: WorkerStartError): void;
+  /** The pool is closing (nothing is restarted or recycled then). */
+  closing(): boolean;
+}
+
+interface PendingExec {
+  request: { kind: number; frame: Buffer; flags: number };
+  options: JobOptions;
+}
+
+export class Fleet {
+  /** The workers in rotation. */
+  readonly slots: WorkerSlot[] = [];
+  /** With recycling: a worker started ahead, out of rotation, that takes a retired worker's place at once. */
+  #spare: WorkerSlot | undefined;
+  /** Code that `exec()` ran on every worker: replayed on workers started later. */
+  readonly #execs: string[] = [];
+  /** `exec()` calls still running: sent to workers that start meanwhile. */
+  readonly #pendingExecs = new Set<PendingExec>();
+  /** Extra settings every new worker receives at start (e.g. tracemalloc). */
+  readonly #workerInit: Record<string, unknown> = {};
+  /** Workers that were told to trace at start (the others learn it when they enter rotation). */
+  readonly #tracingAtSpawn = new WeakSet<PythonWorker>();
+  /** Every worker of the pool (in rotation or not) → its slot. */
+  readonly #slotOf = new Map<PythonWorker, WorkerSlot>();
+  #nextWorkerId = 1;
+  #startFailures = 0;
+  #restarts = 0;
+  #broken: WorkerStartError | undefined;
+  /** The Python version the workers reported. */
+  version: string;
+
+  constructor(
+    private readonly options: ResolvedPoolOptions,
+    private readonly python: PythonInfo,
+    private readonly hooks: FleetHooks,
+    private readonly track: (job: CallJob) => void,
+  ) {
+    this.version = python.version;
+  }
+
+  /** Workers started to replace one that exited. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Set when workers kept dying at start-up: the pool refuses calls with it. */
+  get broken(): WorkerStartError | undefined {
+    return this.#broken;
+  }
+
+  /** The pool's workers in rotation that have not exited. */
+  live(): PythonWorker[] {
+    return this.slots.map((s) => s.worker).filter((w) => w.state !== 'exited');
+  }
+
+  /** Start the pool's workers (and the spare); rejects with the first failure. */
+  async start(): Promise<void> {
+    const starting = Array.from({ length: this.options.workers }, () => this.#spawn());
+    this.#ensureSpare();
+    if (this.#spare) starting.push(this.#spare);
+    const results = await Promise.allSettled(starting.map((s) => s.ready));
+    const failure = results.find((r) => r.status === 'rejected');
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+  }
+
+  /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
+  setWorkerInit(key: string, value: unknown): void {
+    if (value === undefined) delete this.#workerInit[key];
+    else this.#workerInit[key] = value;
+  }
+
+  /** The settings of a worker started now (the pool's options, `exec()` code run so far). */
+  config(): WorkerConfig {
+    const o = this.options;
+    return {
+      executable: this.python.executable,
+      cwd: o.cwd,
+      env: o.env,
+      pythonPath: o.pythonPath,
+      setup: [...o.setup, ...this.#execs],
+      forceKillAfter: o.forceKillAfter,
+      startTimeout: o.startTimeout,
+      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null, arrays: o.arrays },
+    };
+  }
+
+  /** A worker of the pool's settings, outside the pool (the leak finder's). */
+  detached(): PythonWorker {
+    const config = this.config();
+    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+      jobEnded: () => {},
+      exited: () => {},
+      output: (w, stream, text) => this.hooks.output(w, stream, text),
+    });
+    trackWorker(worker);
+    return worker;
+  }
+
+  // ------------------------------------------------------------------ exec
+
+  /** Run `code` on every worker, and on every worker started while it runs; replay it on later ones if it succeeded. */
+  async exec(code: string, options: JobOptions): Promise<void> {
+    const pending: PendingExec = { request: requestExec(0, code), options };
+    this.#pendingExecs.add(pending);
+    const targets = [...this.slots, ...(this.#spare ? [this.#spare] : [])].filter((s) => s.worker.state === 'starting' || s.worker.state === 'ready');
+    try {
+      await Promise.all(targets.map((s) => this.#sendExec(s.worker, pending)));
+      this.#execs.push(code);
+    } finally {
+      this.#pendingExecs.delete(pending);
+    }
+  }
+
+  #sendExec(worker: PythonWorker, exec: PendingExec): Promise<unknown> {
+    const { kind, frame, flags } = exec.request;
+    const job = new CallJob(kind, Buffer.from(frame), flags, exec.options, true);
+    this.track(job);
+    worker.send(job);
+    return job.promise;
+  }
+
+  // ------------------------------------------------------------------ start and exit
+
+  /** Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). */
+  #spawn(rotation = true): WorkerSlot {
+    const config = this.config();
+    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+      jobEnded: (w) => this.hooks.jobEnded(this.#slotOf.get(w)!),
+      exited: (w, info, requeue) => this.#onExit(w, info, requeue),
+      output: (w, stream, text) => this.hooks.output(w, stream, text),
+    });
+    const slot = new Slot(worker);
+    this.#slotOf.set(worker, slot);
+    trackWorker(worker);
+    if (rotation) this.slots.push(slot);
+    if (config.init?.tracemalloc) this.#tracingAtSpawn.add(worker);
+    const started = worker.start(config);
+    for (const exec of this.#pendingExecs) this.#sendExec(worker, exec).catch(() => {});
+    slot.ready = started.then(
+      (info) => {
+        this.#startFailures = 0;
+        this.version = info.version;
+        if (rotation) {
+          this.hooks.workerStart(worker);
+          this.hooks.joined(slot);
+        }
+        return info;
+      },
+      (error: unknown) => {
+        slot.startError = error as Error;
+        throw error;
+      },
+    );
+    slot.ready.catch(() => {});
+    return slot;
+  }
+
+  #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
+    const slot = this.#slotOf.get(worker)!;
+    this.#slotOf.delete(worker);
+    clearTimeout(slot.stealTimer);
+    const at = this.slots.indexOf(slot);
+    const closing = this.hooks.closing();
+    if (at < 0) {
+      // Out of rotation: the spare, or a replacement that never took over. Nothing of the pool's ran there.
+      if (slot === this.#spare) this.#spare = undefined;
+      if (closing) return;
+      if (worker.info === undefined && ++this.#startFailures >= MAX_START_FAILURES) this.#breakPool(slot);
+      else if (worker.killReason !== 'not needed') this.#ensureSpare();
+      return;
+    }
+    this.slots.splice(at, 1);
+    const crashed = !worker.killReason;
+    this.hooks.workerExit({ ...info, reason: worker.killReason ?? 'crashed' });
+    for (let i = requeue.length - 1; i >= 0; i--) this.hooks.requeue(requeue[i]!);
+    if (closing) {
+      this.hooks.left();
+      return;
+    }
+    const neverReady = worker.info === undefined;
+    if (neverReady) this.#startFailures++;
+    if (this.#startFailures >= MAX_START_FAILURES) {
+      this.#breakPool(slot);
+      return;
+    }
+    if (crashed || neverReady || worker.killReason !== 'recycled') {
+      this.#restarts++;
+      this.#spawn();
+    }
+    this.hooks.left();
+  }
+
+  #breakPool(slot: WorkerSlot): void {
+    if (this.#broken) return;
+    const cause = slot.startError;
+    this.#broken = new WorkerStartError(
+      `Python workers keep dying during start-up (${this.#startFailures} in a row); the pool stopped respawning them. ` +
+        `Last: ${cause?.message ?? 'no message'}`,
+      { cause },
+    );
+    this.hooks.broken(this.#broken);
+  }
+
+  /** End every worker now (the pool is destroyed); resolves when all have exited. */
+  async killAll(reason: string): Promise<void> {
+    this.#spare?.worker.kill(reason);
+    await Promise.all(this.slots.map((s) => (s.worker.kill(reason), s.worker.exited)));
+  }
+
+  /** End every worker politely (the pool closes); resolves when all have exited. */
+  async terminateAll(): Promise<void> {
+    this.#spare?.worker.kill('closed');
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  // ------------------------------------------------------------------ recycling
+
+  /** After each answered job: retire the worker if it passed a threshold; end retired workers once drained. */
+  afterJob(slot: WorkerSlot): void {
+    const { worker } = slot;
+    slot.lastActive = Date.now();
+    if (worker.state === 'retiring') {
+      if (worker.load === 0 && worker.killReason === 'recycled') void worker.terminate();
+      return;
+    }
+    if (worker.state !== 'ready' || slot.replacing || this.hooks.closing()) return;
+    const { maxCalls, maxRss } = this.options.recycle;
+    if (maxCalls !== undefined && worker.served >= maxCalls) {
+      void this.retire(slot, 'maxCalls');
+    } else if (maxRss !== undefined && slot.lastActive - slot.rssCheckedAt >= RSS_CHECK_INTERVAL) {
+      slot.rssCheckedAt = slot.lastActive;
+      const rss = worker.rss()?.rss;
+      if (rss !== undefined && rss > maxRss) void this.retire(slot, 'maxRss', rss);
+    }
+  }
+
+  /** Retire the workers that served calls and then sat idle `idleTimeout` ms. */
+  retireIdle(idleTimeout: number): void {
+    const now = Date.now();
+    for (const slot of this.slots) {
+      const { worker } = slot;
+      if (worker.state === 'ready' && worker.load === 0 && worker.served > 0 && !slot.replacing && now - slot.lastActive >= idleTimeout) {
+        void this.retire(slot, 'idleTimeout');
+      }
+    }
+  }
+
+  /** Retire every worker (`pool.recycle()`); resolves when the replacements are ready. */
+  async recycleAll(): Promise<void> {
+    await Promise.all(this.slots.filter((s) => s.worker.state === 'ready' || s.worker.state === 'starting').map((s) => this.retire(s, 'manual')));
+  }
+
+  /** A context closed or a stream ended on `worker`: retire it if that was all that kept it. */
+  unpinned(worker: PythonWorker): void {
+    const slot = this.#slotOf.get(worker);
+    if (slot?.retireWhenFree && worker.contexts.size === 0 && worker.streams === 0) void this.retire(slot, slot.retireWhenFree);
+  }
+
+  /**
+   * Retire a worker: its replacement (the spare, started ahead, or a new worker) takes its place; the old worker
+   * takes no new calls, finishes those it has, and ends. A worker with open contexts or streams is retired when
+   * they end.
+   */
+  retire(slot: WorkerSlot, reason: RecycleReason, rss = slot.worker.rss()?.rss): Promise<void> {
+    const { worker } = slot;
+    if (this.hooks.closing() || slot.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return Promise.resolve();
+    if (worker.contexts.size > 0 || worker.streams > 0) {
+      slot.retireWhenFree = reason; // contexts and open streams keep their state: retire when they end
+      return Promise.resolve();
+    }
+    slot.retireWhenFree = undefined;
+    slot.replacing = true;
+    const replacement = this.#spare ?? this.#spawn(false);
+    this.#spare = undefined;
+    const takeOver = () => {
+      if (this.hooks.closing() || worker.state === 'exited') {
+        replacement.worker.kill('not needed');
+        return;
+      }
+      this.slots.push(replacement);
+      const tracing = this.#workerInit.tracemalloc;
+      if (tracing && replacement.worker.info && !this.#tracingAtSpawn.has(replacement.worker)) void replacement.worker.control('tracemalloc_start', [tracing]).catch(() => {});
+      this.hooks.workerStart(replacement.worker);
+      worker.retire('recycled');
+      this.hooks.recycle({ workerId: worker.id, pid: worker.pid, reason, rss });
+      if (worker.load === 0) void worker.terminate();
+      this.#ensureSpare();
+      this.hooks.joined(replacement);
+    };
+    if (replacement.worker.info) {
+      takeOver(); // the spare is ready: at once, before the caller's next call
+      return Promise.resolve();
+    }
+    return replacement.ready.then(takeOver, () => {
+      slot.replacing = false; // keep the old one serving; a later trigger tries again
+      this.#ensureSpare();
+    });
+  }
+
+  /** With recycling configured, keep one worker started ahead. */
+  #ensureSpare(): void {
+    const { maxRss, maxCalls, idleTimeout } = this.options.recycle;
+    if (this.#spare || this.hooks.closing() || this.#broken) return;
+    if (maxRss === undefined && maxCalls === undefined && idleTimeout === undefined) return;
+    this.#spare = this.#spawn(false);
+  }
+}

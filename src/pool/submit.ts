@@ -1,0 +1,102 @@
+/**
+ * The one path from a call (or stream) to a job: argument checks, the request, the job with its timeout and
+ * signal, and where it goes. Pool, Context and the default pool `py` each give it a Target.
+ */
+import { ArgumentError } from '../errors.js';
+import { resolveCallOptions, type CallOptions, type ResolvedCallOptions, type StreamOptions } from '../options.js';
+import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
+import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
+import { CallJob } from '../worker/job.js';
+import { failedStream, PyStream, type StreamHost } from './stream.js';
+
+/** Where requests go: the pool's queue (any worker) or one worker (a context's). */
+export interface Target extends StreamHost {
+  /** The namespace requests run in: 0 for `__main__` of whichever worker, a context's id for its own. */
+  readonly ctx: number;
+  /** Requests stay on one worker (a context's): a crash fails them instead of moving them. */
+  readonly pinned: boolean;
+  /** The call timeout when the call sets none (ms; undefined: none). */
+  defaultTimeout(): number | undefined;
+  /** Throws when nothing can be sent (a closed pool, a closed or lost context). */
+  check(): void;
+  /** Count the call's outcome in the pool's stats. */
+  track(job: CallJob): void;
+}
+
+function submit(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined): Promise<unknown> {
+  try {
+    target.check();
+    const o = resolveCallOptions(options, false);
+    const request = build(o);
+    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal }, target.pinned, request.parts);
+    target.track(job);
+    if (!job.settled) {
+      const sent = target.submit(job);
+      if (sent) sent.catch((error: unknown) => job.fail(error));
+    }
+    return job.promise;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** `module.fn(*args, **kwargs)`. */
+export function submitCall(target: Target, module: string, fn: string, args: unknown, options: CallOptions | undefined): Promise<unknown> {
+  return submit(target, (o) => requestCall(target.ctx, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), options);
+}
+
+/** An expression with optional locals. */
+export function submitEval(target: Target, code: string, locals: Record<string, unknown> | null | undefined, options: CallOptions | undefined): Promise<unknown> {
+  return submit(target, () => requestEval(target.ctx, checkCode(code), checkLocals(locals)), options);
+}
+
+/** Statements in the target's namespace (one worker: the pool's exec() reaches every worker, see Fleet). */
+export function submitExec(target: Target, code: string, options: CallOptions | undefined): Promise<unknown> {
+  return submit(target, (o) => {
+    if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
+    return requestExec(target.ctx, checkCode(code));
+  }, options);
+}
+
+/** Bad arguments throw here, synchronously; a target that cannot take the stream makes it reject when read. */
+function openStream<T>(target: Target, options: StreamOptions | undefined, check: () => void, open: (o: ResolvedCallOptions, credit: number) => Request): PyStream<T> {
+  const o = resolveCallOptions(options, true);
+  check();
+  try {
+    target.check();
+  } catch (error) {
+    return failedStream<T>(error);
+  }
+  return new PyStream<T>(target, (credit) => ({ ...open(o, credit), pinned: target.pinned }), {
+    highWaterMark: o.highWaterMark,
+    timeout: o.timeout ?? target.defaultTimeout(),
+    signal: o.signal,
+  });
+}
+
+/** The items of the iterable `module.fn(*args, **kwargs)` returns. */
+export function streamCall<T>(target: Target, module: string, fn: string, args: unknown, options: StreamOptions | undefined): PyStream<T> {
+  return openStream<T>(
+    target,
+    options,
+    () => {
+      checkString(module, 'module');
+      checkString(fn, 'fn');
+      checkArgs(args);
+    },
+    (o, credit) => requestStreamCall(target.ctx, module, fn, args as unknown[], o.kwargs, credit),
+  );
+}
+
+/** The items of the iterable an expression evaluates to. */
+export function streamEval<T>(target: Target, code: string, locals: Record<string, unknown> | null | undefined, options: StreamOptions | undefined): PyStream<T> {
+  return openStream<T>(
+    target,
+    options,
+    () => {
+      checkCode(code);
+      checkLocals(locals);
+    },
+    (_o, credit) => requestStreamEval(target.ctx, code, locals ?? undefined, credit),
+  );
+}
