@@ -8,7 +8,7 @@ const live = new Set<PythonWorker>();
 let installed = false;
 
 function killAll(): void {
-  for (const worker of live) worker.kill('host exiting');
+  for (const worker of [...live]) worker.kill('host exiting');
 }
 
 export function trackWorker(worker: PythonWorker): void {

@@ -9,7 +9,7 @@ import type { ResolvedPoolOptions } from '../options.js';
 import { requestExec } from '../protocol/requests.js';
 import type { PythonInfo } from '../python.js';
 import { CallJob, type Job, type JobOptions } from '../worker/job.js';
-import { PythonWorker, type WorkerConfig } from '../worker/worker.js';
+import { PythonWorker, type WorkerConfig, type WorkerEvents } from '../worker/worker.js';
 import { Slot } from './slot.js';
 
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
@@ -34,6 +34,10 @@ export interface WorkerExitEvent extends WorkerExitInfo {
 }
 
 export type WorkerSlot = Slot<PythonWorker>;
+
+/** Makes the worker processes (a fake in unit tests). */
+export type WorkerFactory = (id: number, config: WorkerConfig, events: WorkerEvents) => PythonWorker;
+const spawnProcess: WorkerFactory = (id, config, events) => new PythonWorker(id, config, events);
 
 /** What the fleet tells the rest of the pool. */
 export interface FleetHooks {
@@ -87,6 +91,7 @@ export class Fleet {
     private readonly python: PythonInfo,
     private readonly hooks: FleetHooks,
     private readonly track: (job: CallJob) => void,
+    private readonly createWorker: WorkerFactory = spawnProcess,
   ) {
     this.version = python.version;
   }
@@ -140,7 +145,7 @@ export class Fleet {
   /** A worker of the pool's settings, outside the pool (the leak finder's). */
   detached(): PythonWorker {
     const config = this.config();
-    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+    const worker = this.createWorker(this.#nextWorkerId++, config, {
       jobEnded: () => {},
       exited: () => {},
       output: (w, stream, text) => this.hooks.output(w, stream, text),
@@ -177,7 +182,7 @@ export class Fleet {
   /** Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). */
   #spawn(rotation = true): WorkerSlot {
     const config = this.config();
-    const worker = new PythonWorker(this.#nextWorkerId++, config, {
+    const worker = this.createWorker(this.#nextWorkerId++, config, {
       jobEnded: (w) => this.hooks.jobEnded(this.#slotOf.get(w)!),
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
       output: (w, stream, text) => this.hooks.output(w, stream, text),

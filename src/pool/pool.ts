@@ -79,7 +79,7 @@ export interface CloseOptions {
   timeout?: number;
 }
 
-/** @internal What contexts, the default pool and the memory API use of a pool. */
+/** What contexts, the default pool and the memory API use of a pool (not exported from the package). */
 export interface PoolCore {
   readonly options: ResolvedPoolOptions;
   /** Requests through the pool's queue. */

@@ -161,13 +161,13 @@ export class Scheduler<W extends WorkerHandle = WorkerHandle> {
     from.control('revoke', [stolen.id]).then(
       (revoked) => {
         idle.stealing = stolen.stealing = false;
-        if (revoked === true) {
-          // It will not run there (it may already be off that worker's list: see PythonWorker#onDataFrame).
-          from.take(stolen);
-          stolen.worker = undefined;
-          stolen.id = 0;
-          if (!stolen.settled) this.enqueue(stolen, true);
-        }
+        // Refused: that worker has started it, so the calls before it are done there; nothing to take now.
+        if (revoked !== true) return;
+        // It will not run there (it may already be off that worker's list: see PythonWorker#onDataFrame).
+        from.take(stolen);
+        stolen.worker = undefined;
+        stolen.id = 0;
+        if (!stolen.settled) this.enqueue(stolen, true);
         this.steal(idle);
       },
       () => {
