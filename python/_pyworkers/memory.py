@@ -12,8 +12,8 @@ import threading
 import time
 
 from .control import operation
+from .paths import RUNTIME_DIR
 
-RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 MAX_SNAPSHOTS = 16          # snapshots kept per worker; the oldest goes first
 REPR_LENGTH = 200           # default length of the reprs sent to the host
 

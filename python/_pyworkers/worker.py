@@ -16,6 +16,7 @@ from collections import deque
 from . import protocol as P
 from .control import serve_control
 from . import values
+from .paths import RUNTIME_DIR
 from .values import Unconvertible, dumps, loads
 
 DATA_FD = 3
@@ -27,7 +28,6 @@ FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one
 BIG_FRAME = 1 << 16    # frames at least this large are read straight into a buffer of their own
 LATE_FLUSH = 0.002     # what is buffered when user code runs longer than this goes out anyway (SIGALRM)
 STREAM_BATCH = 2048    # at most this many stream items per frame
-RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _perf_counter = time.perf_counter
 _marshal_loads = marshal.loads
