@@ -7,6 +7,7 @@ import marshal
 import os
 
 from . import protocol as P
+from .channel import send_frame
 from .values import Unconvertible, dumps, loads
 
 OPERATIONS = {}
@@ -32,14 +33,6 @@ def _die_with_parent():
         os._exit(0)
 
 
-def _send(fd, kind, flags, rid, payload, parts=None):
-    from .worker import write_all
-    if parts:
-        write_all(fd, P.frame_with_parts(kind, flags, rid, payload, parts))
-    else:
-        write_all(fd, [P.frame_header(kind, flags, rid, len(payload)), payload])
-
-
 def _answer(worker, fd, rid, flags, payload):
     failure = None
     try:
@@ -51,7 +44,7 @@ def _answer(worker, fd, rid, flags, payload):
     except BaseException as exc:
         failure = exc
     if failure is None:
-        _send(fd, P.OK, out_flags, rid, body, parts)
+        send_frame(fd, P.OK, out_flags, rid, body, parts)
         return
     if failure.__class__ is MemoryError:
         failure = None
@@ -62,7 +55,7 @@ def _answer(worker, fd, rid, flags, payload):
         from .worker import _format_traceback, _message, _type_info
         name, module = _type_info(failure)
         info = ('python', name, module, _message(failure), _format_traceback(failure))
-    _send(fd, P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
+    send_frame(fd, P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
 
 
 def serve_control(worker, fd):

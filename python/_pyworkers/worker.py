@@ -14,6 +14,7 @@ import time
 from collections import deque
 
 from . import protocol as P
+from .channel import Writer
 from .control import serve_control
 from . import values
 from .paths import RUNTIME_DIR
@@ -22,7 +23,6 @@ from .values import Unconvertible, dumps, loads
 DATA_FD = 3
 CONTROL_FD = 4
 READ_SIZE = 1 << 18  # read into a buffer allocated once: a fresh 256 KiB bytes per read costs an mmap/munmap
-IOV_MAX = 512
 FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
 FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
 BIG_FRAME = 1 << 16    # frames at least this large are read straight into a buffer of their own
@@ -34,7 +34,6 @@ _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
 _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
-_header = P.HEADER.pack
 
 
 class _StepEnd:
@@ -46,60 +45,6 @@ class _StepEnd:
         self.stream = stream
         self.kind = kind
         self.items = items
-
-
-def write_all(fd, parts):
-    """Write every buffer of `parts` to fd, however the kernel splits it."""
-    if len(parts) == 1:
-        data = parts[0]
-        written = os.write(fd, data)
-        if written == len(data):
-            return
-        parts[0] = memoryview(data)[written:]
-    i = 0
-    n_parts = len(parts)
-    while i < n_parts:
-        batch = parts[i:i + IOV_MAX]
-        written = os.writev(fd, batch)
-        for part in batch:
-            size = len(part)
-            if written >= size:
-                written -= size
-                i += 1
-            else:
-                parts[i] = memoryview(part)[written:]
-                break
-
-
-class Writer:
-    """Collects frames and writes them together."""
-
-    __slots__ = ('fd', 'parts', 'since')
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.parts = []
-        self.since = 0.0
-
-    def add(self, kind, flags, rid, payload, data_parts=None):
-        parts = self.parts
-        if not parts:
-            self.since = _perf_counter()
-        if data_parts:
-            # Written from the objects' own memory, and at once: the next request could change them.
-            parts.extend(P.frame_with_parts(kind, flags, rid, payload, data_parts))
-            self.flush()
-        elif len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
-            parts.append(_header(len(payload) + 6, kind, flags, rid) + payload)
-        else:
-            parts.append(_header(len(payload) + 6, kind, flags, rid))
-            parts.append(payload)
-
-    def flush(self):
-        parts = self.parts
-        if parts:
-            self.parts = []
-            write_all(self.fd, parts)
 
 
 class Stream:
