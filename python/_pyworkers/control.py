@@ -3,12 +3,12 @@
 Operations are registered with @operation(name); each takes the Worker and the request's arguments and returns
 a value the host can decode. Cancels are not operations: they go straight to Worker.interrupt.
 """
-import marshal
 import os
 
 from . import protocol as P
 from .channel import send_frame
-from .values import Unconvertible, dumps, loads
+from .replies import exception_error, memory_error
+from .values import dumps, loads
 
 OPERATIONS = {}
 
@@ -47,15 +47,11 @@ def _answer(worker, fd, rid, flags, payload):
         send_frame(fd, P.OK, out_flags, rid, body, parts)
         return
     if failure.__class__ is MemoryError:
-        failure = None
-        info = ('python', 'MemoryError', 'builtins', '', '')
-    elif isinstance(failure, Unconvertible):
-        info = ('conversion', failure.type_name or '', '', failure.reason, failure.where('result'))
+        failure = None  # drop the frames that hold what filled memory before the reply is sent
+        payload = memory_error(traceback=False)
     else:
-        from .worker import _format_traceback, _message, _type_info
-        name, module = _type_info(failure)
-        info = ('python', name, module, _message(failure), _format_traceback(failure))
-    send_frame(fd, P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
+        payload = exception_error(failure, 'result')
+    send_frame(fd, P.ERROR, 0, rid, payload)
 
 
 def serve_control(worker, fd):

@@ -16,7 +16,7 @@ from collections import deque
 from . import protocol as P
 from .channel import Writer
 from .control import serve_control
-from . import values
+from . import replies, values
 from .paths import RUNTIME_DIR
 from .values import Unconvertible, dumps, loads
 
@@ -55,29 +55,6 @@ class Stream:
         self.is_async = is_async
         self.credit = credit
         self.granted = credit  # items asked for so far: granted - credit were produced
-
-
-def _type_info(exc):
-    cls = exc.__class__
-    return cls.__qualname__, cls.__module__ or ''
-
-
-def _format_traceback(exc):
-    import traceback
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(RUNTIME_DIR):
-        tb = tb.tb_next
-    try:
-        return ''.join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:
-        return ''
-
-
-def _message(exc):
-    try:
-        return str(exc)
-    except BaseException:
-        return '<unprintable %s>' % exc.__class__.__name__
 
 
 class Worker:
@@ -232,7 +209,7 @@ class Worker:
                     self.arm_late_flush()
             action = actions.get(kind)
             if action is None:
-                self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
+                self.send_error(rid, replies.protocol_error('unknown request kind %d' % kind))
             else:
                 execute(rid, flags, payload, action)
             payload = None  # a big request's bytes must not outlive it while the worker waits for the next one
@@ -266,7 +243,7 @@ class Worker:
             # Drop the exception (and the frames that hold what filled memory) before anything allocates. Its
             # subclasses (numpy's _ArrayMemoryError) are reported as MemoryError, the type callers test for.
             failure = None
-            self.send_memory_error(rid)
+            self.send_error(rid, replies.memory_error())
         else:
             self.send_failure(rid, failure)
         self.calls += 1
@@ -299,29 +276,23 @@ class Worker:
             else:
                 payload, flags, parts = dumps(result)
         except Unconvertible as e:
-            self.send_error(rid, ('conversion', e.type_name or '', '', e.reason, e.where('result')))
+            self.send_error(rid, replies.conversion_error(e, 'result'))
             return
         except MemoryError:
-            self.send_memory_error(rid)
+            self.send_error(rid, replies.memory_error())
             return
         self.out.add(P.OK, flags, rid, payload, parts)
 
-    def send_error(self, rid, info):
-        self.out.add(P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
-
-    def send_memory_error(self, rid):
-        self.send_error(rid, ('python', 'MemoryError', 'builtins', '', 'MemoryError\n'))
+    def send_error(self, rid, payload):
+        """Send an ERROR frame; its payload is built by replies.py."""
+        self.out.add(P.ERROR, 0, rid, payload)
 
     def send_failure(self, rid, exc):
-        if isinstance(exc, Unconvertible):
-            self.send_error(rid, ('conversion', exc.type_name or '', '', exc.reason, exc.where('items')))
-            return
-        kind = 'python'
         if isinstance(exc, KeyboardInterrupt) and self.interrupted == rid:
-            kind = 'interrupted'
             self.interrupted = 0
-        name, module = _type_info(exc)
-        self.send_error(rid, (kind, name, module, _message(exc), _format_traceback(exc)))
+            self.send_error(rid, replies.interrupted_error(exc))
+        else:
+            self.send_error(rid, replies.exception_error(exc, 'items'))
 
     # ---------------------------------------------------------------- requests
     def namespace(self, ctx):
@@ -622,4 +593,4 @@ def main():
             worker.current = 0
             worker.armed = False
             if rid:
-                worker.send_error(rid, ('interrupted', 'KeyboardInterrupt', 'builtins', '', ''))
+                worker.send_error(rid, replies.interrupted_error())
