@@ -1,23 +1,16 @@
 """The control channel: served on its own thread so that it answers while user code runs.
 
-Operations are registered with @operation(name); each takes the Worker and the request's arguments and returns
-a value the host can decode. Cancels are not operations: they go straight to Worker.interrupt.
+A control request names an operation of OPERATIONS (below: the one list of them); each takes the Worker and the
+request's arguments and returns a value the host can decode. Cancels are not operations: they go straight to
+Worker.interrupt.
 """
 import os
 
+from . import memory
 from . import protocol as P
 from .channel import send_frame
 from .replies import exception_error, memory_error
 from .values import dumps, loads
-
-OPERATIONS = {}
-
-
-def operation(name):
-    def register(fn):
-        OPERATIONS[name] = fn
-        return fn
-    return register
 
 
 def _die_with_parent():
@@ -59,7 +52,6 @@ def serve_control(worker, fd):
     import signal
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
     _die_with_parent()
-    from . import memory  # noqa: F401  (registers the memory operations)
     buf = bytearray()
     frames = []
     while True:
@@ -76,12 +68,6 @@ def serve_control(worker, fd):
         frames.clear()
 
 
-@operation('ping')
-def ping(worker):
-    return worker.calls
-
-
-@operation('sample')
 def sample(worker):
     """What the host's memory monitor samples on every interval: cheap on purpose."""
     import gc
@@ -91,7 +77,6 @@ def sample(worker):
 _REVOCABLE = (P.CALL, P.EVAL, P.EXEC)
 
 
-@operation('revoke')
 def revoke(worker, rid):
     """Take back request `rid` if this worker has not started it: it is in the queue of requests read and not yet
     run. Then it never runs here (the host sends it to an idle worker). Deque operations are atomic under the GIL."""
@@ -104,3 +89,26 @@ def revoke(worker, rid):
                 return False
             return True
     return False
+
+
+# Every operation, by the name the host calls it (src/: worker.control(name, args)).
+OPERATIONS = {
+    'sample': sample,
+    'revoke': revoke,
+    # memory.py: statistics, the collector, tracing, snapshots, references, the allocator
+    'stats': memory.stats,
+    'gc': memory.collect,
+    'gc_enable': memory.gc_enable,
+    'gc_isenabled': memory.gc_isenabled,
+    'gc_threshold': memory.gc_threshold,
+    'gc_debug': memory.gc_debug,
+    'gc_garbage': memory.gc_garbage,
+    'gc_clear_garbage': memory.gc_clear_garbage,
+    'tracemalloc_start': memory.tracemalloc_start,
+    'tracemalloc_stop': memory.tracemalloc_stop,
+    'snapshot_take': memory.snapshot_take,
+    'snapshot_compare': memory.snapshot_compare,
+    'snapshot_release': memory.snapshot_release,
+    'references': memory.references,
+    'allocator': memory.allocator,
+}
