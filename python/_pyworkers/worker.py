@@ -357,6 +357,13 @@ class Worker(StreamRequests):
         if kind != P.INIT:
             raise SystemExit('pyworkers: expected INIT, got frame kind %d' % kind)
         config = loads(payload, flags)
+        if 'protocol' in config and config['protocol'] != P.PROTOCOL_VERSION:
+            # A host that speaks another protocol: refuse to start (no path, setup or limits applied), and say so.
+            self.send_error(rid, replies.protocol_error(
+                'the host speaks protocol version %r, but the worker runtime (%s) speaks version %d'
+                % (config['protocol'], RUNTIME_DIR, P.PROTOCOL_VERSION)))
+            self.out.flush()
+            return
         self.config = config
         self.worker_id = config.get('workerId', 0)
         if config.get('tracemalloc'):  # the pool traces: so does this replacement worker, from its first line
