@@ -380,7 +380,7 @@ class Worker(StreamRequests):
                 resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
                 self.memory_limit = limit
             if config.get('arrays') == 'numpy':
-                import numpy  # noqa: F401  (typed arrays from the host arrive as numpy arrays: numpy must import)
+                __import__('numpy')  # typed arrays from the host arrive as numpy arrays: numpy must import
                 values.arrays = 'numpy'
             for code in config.get('setup') or ():
                 exec(compile(code, '<setup>', 'exec'), self.main)
