@@ -1,22 +1,16 @@
 """The control channel: served on its own thread so that it answers while user code runs.
 
-Operations are registered with @operation(name); each takes the Worker and the request's arguments and returns
-a value the host can decode. Cancels are not operations: they go straight to Worker.interrupt.
+A control request names an operation of OPERATIONS (below: the one list of them); each takes the Worker and the
+request's arguments and returns a value the host can decode. Cancels are not operations: they go straight to
+Worker.interrupt.
 """
-import marshal
 import os
 
+from . import memory
 from . import protocol as P
-from .values import Unconvertible, dumps, loads
-
-OPERATIONS = {}
-
-
-def operation(name):
-    def register(fn):
-        OPERATIONS[name] = fn
-        return fn
-    return register
+from .channel import send_frame
+from .replies import exception_error, memory_error
+from .values import dumps, loads
 
 
 def _die_with_parent():
@@ -32,14 +26,6 @@ def _die_with_parent():
         os._exit(0)
 
 
-def _send(fd, kind, flags, rid, payload, parts=None):
-    from .worker import write_all
-    if parts:
-        write_all(fd, P.frame_with_parts(kind, flags, rid, payload, parts))
-    else:
-        write_all(fd, [P.frame_header(kind, flags, rid, len(payload)), payload])
-
-
 def _answer(worker, fd, rid, flags, payload):
     failure = None
     try:
@@ -51,18 +37,14 @@ def _answer(worker, fd, rid, flags, payload):
     except BaseException as exc:
         failure = exc
     if failure is None:
-        _send(fd, P.OK, out_flags, rid, body, parts)
+        send_frame(fd, P.OK, out_flags, rid, body, parts)
         return
     if failure.__class__ is MemoryError:
-        failure = None
-        info = ('python', 'MemoryError', 'builtins', '', '')
-    elif isinstance(failure, Unconvertible):
-        info = ('conversion', failure.type_name or '', '', failure.reason, failure.where('result'))
+        failure = None  # drop the frames that hold what filled memory before the reply is sent
+        payload = memory_error(traceback=False)
     else:
-        from .worker import _format_traceback, _message, _type_info
-        name, module = _type_info(failure)
-        info = ('python', name, module, _message(failure), _format_traceback(failure))
-    _send(fd, P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
+        payload = exception_error(failure, 'result')
+    send_frame(fd, P.ERROR, 0, rid, payload)
 
 
 def serve_control(worker, fd):
@@ -70,7 +52,6 @@ def serve_control(worker, fd):
     import signal
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
     _die_with_parent()
-    from . import memory  # noqa: F401  (registers the memory operations)
     buf = bytearray()
     frames = []
     while True:
@@ -87,12 +68,6 @@ def serve_control(worker, fd):
         frames.clear()
 
 
-@operation('ping')
-def ping(worker):
-    return worker.calls
-
-
-@operation('sample')
 def sample(worker):
     """What the host's memory monitor samples on every interval: cheap on purpose."""
     import gc
@@ -102,7 +77,6 @@ def sample(worker):
 _REVOCABLE = (P.CALL, P.EVAL, P.EXEC)
 
 
-@operation('revoke')
 def revoke(worker, rid):
     """Take back request `rid` if this worker has not started it: it is in the queue of requests read and not yet
     run. Then it never runs here (the host sends it to an idle worker). Deque operations are atomic under the GIL."""
@@ -115,3 +89,26 @@ def revoke(worker, rid):
                 return False
             return True
     return False
+
+
+# Every operation, by the name the host calls it (src/: worker.control(name, args)).
+OPERATIONS = {
+    'sample': sample,
+    'revoke': revoke,
+    # memory.py: statistics, the collector, tracing, snapshots, references, the allocator
+    'stats': memory.stats,
+    'gc': memory.collect,
+    'gc_enable': memory.gc_enable,
+    'gc_isenabled': memory.gc_isenabled,
+    'gc_threshold': memory.gc_threshold,
+    'gc_debug': memory.gc_debug,
+    'gc_garbage': memory.gc_garbage,
+    'gc_clear_garbage': memory.gc_clear_garbage,
+    'tracemalloc_start': memory.tracemalloc_start,
+    'tracemalloc_stop': memory.tracemalloc_stop,
+    'snapshot_take': memory.snapshot_take,
+    'snapshot_compare': memory.snapshot_compare,
+    'snapshot_release': memory.snapshot_release,
+    'references': memory.references,
+    'allocator': memory.allocator,
+}

@@ -9,7 +9,7 @@ import os
 import tracemalloc
 
 from .snapshots import without_runtime
-from .worker import RUNTIME_DIR
+from .paths import RUNTIME_DIR
 
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 MIN_GROWTH = 1024  # bytes over the measured iterations below which a site is noise

@@ -1,5 +1,5 @@
-"""Memory operations of the control channel: statistics, the collector, tracing, snapshots, references and
-allocator facts.
+"""Memory operations of the control channel (control.OPERATIONS names them): statistics, the collector, tracing,
+snapshots, references and allocator facts.
 
 Everything here runs on the control thread, so it answers while user code runs on the main thread. Snapshots
 are taken, kept and analysed here; only their top rows cross to the host.
@@ -11,9 +11,8 @@ import sys
 import threading
 import time
 
-from .control import operation
+from .paths import RUNTIME_DIR
 
-RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 MAX_SNAPSHOTS = 16          # snapshots kept per worker; the oldest goes first
 REPR_LENGTH = 200           # default length of the reprs sent to the host
 
@@ -49,7 +48,6 @@ def _is_tracing():
     return tm is not None and tm.is_tracing()
 
 
-@operation('stats')
 def stats(worker):
     """The guide's memory_stats, plus what the worker knows about itself."""
     out = {
@@ -71,12 +69,10 @@ def stats(worker):
 
 
 # ------------------------------------------------------------------------------------------------ collector
-@operation('gc')
 def collect(worker, generation=2):
     return gc.collect(generation)
 
 
-@operation('gc_enable')
 def gc_enable(worker, enabled):
     if enabled:
         gc.enable()
@@ -85,12 +81,10 @@ def gc_enable(worker, enabled):
     return gc.isenabled()
 
 
-@operation('gc_isenabled')
 def gc_isenabled(worker):
     return gc.isenabled()
 
 
-@operation('gc_threshold')
 def gc_threshold(worker, thresholds=None):
     """Set the thresholds when given; answer the thresholds in force."""
     if thresholds:
@@ -98,7 +92,6 @@ def gc_threshold(worker, thresholds=None):
     return list(gc.get_threshold())
 
 
-@operation('gc_debug')
 def gc_debug(worker, flags=None):
     """Set the debug flags (a mask, or a list of names such as 'DEBUG_SAVEALL') when given; answer the names of
     the flags in force."""
@@ -147,14 +140,12 @@ def _short_repr(obj, length):
     return text
 
 
-@operation('gc_garbage')
 def gc_garbage(worker, limit=100, length=REPR_LENGTH):
     garbage = list(gc.garbage)
     objects = [{'type': _type_name(obj), 'repr': _short_repr(obj, length)} for obj in garbage[:limit]]
     return {'count': len(garbage), 'objects': objects}
 
 
-@operation('gc_clear_garbage')
 def gc_clear_garbage(worker):
     count = len(gc.garbage)
     del gc.garbage[:]
@@ -203,7 +194,6 @@ def start_tracing_at_start(frames):
             _start(frames)
 
 
-@operation('tracemalloc_start')
 def tracemalloc_start(worker, frames=1):
     global _trace_explicit
     with _trace_lock:
@@ -212,7 +202,6 @@ def tracemalloc_start(worker, frames=1):
     return None
 
 
-@operation('tracemalloc_stop')
 def tracemalloc_stop(worker):
     global _trace_explicit
     with _trace_lock:
@@ -275,7 +264,6 @@ def _rows(stats, group_by, limit, diff=False):
     return rows[:limit]
 
 
-@operation('snapshot_take')
 def snapshot_take(worker, group_by='lineno', limit=10):
     global _next_snapshot
     tm = _tracemalloc()
@@ -310,13 +298,11 @@ def _held(sid):
     return snapshot
 
 
-@operation('snapshot_compare')
 def snapshot_compare(worker, new_id, old_id, group_by='lineno', limit=10):
     diffs = _held(new_id).compare_to(_held(old_id), group_by)  # sorted by |size_diff| first
     return _rows(diffs, group_by, limit, diff=True)
 
 
-@operation('snapshot_release')
 def snapshot_release(worker, ids):
     for sid in ids:
         _snapshots.pop(sid, None)
@@ -407,7 +393,6 @@ def _describe(worker, ref, obj):
     return _short_repr(ref, 80)
 
 
-@operation('references')
 def references(worker, ctx, expression, limit=10, length=REPR_LENGTH):
     """sys.getrefcount of what `expression` names (in the context's namespace), net of this probe's own
     references, and a summary of the referrers the collector knows (containers it tracks)."""
@@ -507,7 +492,6 @@ def _parse_pymalloc(text):
     return out
 
 
-@operation('allocator')
 def allocator(worker, include_text=False):
     import sysconfig
     env = os.environ.get('PYTHONMALLOC') or None

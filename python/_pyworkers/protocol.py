@@ -13,7 +13,7 @@ import struct
 
 HEADER = struct.Struct('<IBBI')
 HEADER_SIZE = HEADER.size  # 10
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 1  # sent in the handshake's reply; an INIT config's 'protocol', when given, must equal it
 
 # flags
 FLAG_TAGGED = 0x01  # the payload holds tagged values (complex(ms, 0.0) stands for a datetime; see values.py)

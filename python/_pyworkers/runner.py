@@ -23,6 +23,8 @@ import tracemalloc
 import types
 from importlib.machinery import SourceFileLoader
 
+from .paths import RUNTIME_DIR
+
 try:
     import resource
 except ImportError:  # not on Windows
@@ -32,7 +34,6 @@ _kept = None          # the last script's module, kept for the final memory snap
 _final = None         # tracemalloc snapshot taken as the script's code returned
 _PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 _ast_cache = {}       # filename -> list of (first, last, qualname), or None when unreadable
-RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _exit_status(exc):

@@ -6,7 +6,7 @@ thousand live blocks. Traces share their traceback objects, so here the verdict 
 import os
 import tracemalloc
 
-from .worker import RUNTIME_DIR
+from .paths import RUNTIME_DIR
 
 # Allocations whose most recent frame is in one of these files are left out.
 _EXCLUDED = (RUNTIME_DIR + os.sep, tracemalloc.__file__, '<frozen importlib._bootstrap')

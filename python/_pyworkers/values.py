@@ -32,7 +32,7 @@ _dumps = marshal.dumps
 _loads = marshal.loads
 _ATOMS = frozenset((type(None), bool, int, float, str, bytes))
 _CONTAINERS = frozenset((list, tuple, dict, set, frozenset))
-_PLAIN = _ATOMS | _CONTAINERS
+PLAIN = _ATOMS | _CONTAINERS  # the built-in types marshal writes as they are (none of them is awaitable)
 _is_container = _CONTAINERS.__contains__
 _NATIVE = '<' if sys.byteorder == 'little' else '>'
 # struct format characters of memoryview and array.array -> numpy kind ('i' signed, 'u' unsigned, 'f', 'b' bool)
@@ -94,7 +94,7 @@ def _is_plain(obj):
     for _ in range(MAX_DEPTH + 1):
         children = level[0] if len(level) == 1 and type(level[0]) is list else get_referents(*level)
         types = set(map(type, children))
-        if not types <= _PLAIN:
+        if not types <= PLAIN:
             return False
         if bytes in types and any(len(b) >= PART_MIN for b in children if type(b) is bytes):
             return False

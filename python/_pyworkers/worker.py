@@ -3,6 +3,10 @@
 The main thread reads requests from the data channel (fd 3) and runs them one after another; replies are
 batched into as few writes as latency allows. A second thread serves the control channel (fd 4): cancels,
 statistics, collections and tracing, so that they never wait behind user code.
+
+Here: the main loop, the dispatch of requests, interrupts and late flushes, and the handshake. Streams are in
+streams.py (mixed into Worker), failure replies in replies.py, the writer in channel.py, the control channel in
+control.py.
 """
 import builtins
 import marshal
@@ -14,128 +18,28 @@ import time
 from collections import deque
 
 from . import protocol as P
+from . import replies, values
+from .channel import Writer
 from .control import serve_control
-from . import values
-from .values import Unconvertible, dumps, loads
+from .paths import RUNTIME_DIR
+from .streams import StepEnd, StreamRequests
+from .values import PLAIN, Unconvertible, dumps, loads
 
 DATA_FD = 3
 CONTROL_FD = 4
 READ_SIZE = 1 << 18  # read into a buffer allocated once: a fresh 256 KiB bytes per read costs an mmap/munmap
-IOV_MAX = 512
 FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
 FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
 BIG_FRAME = 1 << 16    # frames at least this large are read straight into a buffer of their own
 LATE_FLUSH = 0.002     # what is buffered when user code runs longer than this goes out anyway (SIGALRM)
-STREAM_BATCH = 2048    # at most this many stream items per frame
-RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _perf_counter = time.perf_counter
 _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
-_PLAIN = frozenset((type(None), bool, int, float, str, bytes, list, dict, tuple, set))
 _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
-_header = P.HEADER.pack
 
 
-class _StepEnd:
-    """What a stream step returns: its last frame, sent by execute() once the step is no longer interruptible."""
-
-    __slots__ = ('stream', 'kind', 'items')
-
-    def __init__(self, stream, kind, items):
-        self.stream = stream
-        self.kind = kind
-        self.items = items
-
-
-def write_all(fd, parts):
-    """Write every buffer of `parts` to fd, however the kernel splits it."""
-    if len(parts) == 1:
-        data = parts[0]
-        written = os.write(fd, data)
-        if written == len(data):
-            return
-        parts[0] = memoryview(data)[written:]
-    i = 0
-    n_parts = len(parts)
-    while i < n_parts:
-        batch = parts[i:i + IOV_MAX]
-        written = os.writev(fd, batch)
-        for part in batch:
-            size = len(part)
-            if written >= size:
-                written -= size
-                i += 1
-            else:
-                parts[i] = memoryview(part)[written:]
-                break
-
-
-class Writer:
-    """Collects frames and writes them together."""
-
-    __slots__ = ('fd', 'parts', 'since')
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.parts = []
-        self.since = 0.0
-
-    def add(self, kind, flags, rid, payload, data_parts=None):
-        parts = self.parts
-        if not parts:
-            self.since = _perf_counter()
-        if data_parts:
-            # Written from the objects' own memory, and at once: the next request could change them.
-            parts.extend(P.frame_with_parts(kind, flags, rid, payload, data_parts))
-            self.flush()
-        elif len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
-            parts.append(_header(len(payload) + 6, kind, flags, rid) + payload)
-        else:
-            parts.append(_header(len(payload) + 6, kind, flags, rid))
-            parts.append(payload)
-
-    def flush(self):
-        parts = self.parts
-        if parts:
-            self.parts = []
-            write_all(self.fd, parts)
-
-
-class Stream:
-    __slots__ = ('iterator', 'is_async', 'credit', 'granted')
-
-    def __init__(self, iterator, is_async, credit):
-        self.iterator = iterator
-        self.is_async = is_async
-        self.credit = credit
-        self.granted = credit  # items asked for so far: granted - credit were produced
-
-
-def _type_info(exc):
-    cls = exc.__class__
-    return cls.__qualname__, cls.__module__ or ''
-
-
-def _format_traceback(exc):
-    import traceback
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(RUNTIME_DIR):
-        tb = tb.tb_next
-    try:
-        return ''.join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:
-        return ''
-
-
-def _message(exc):
-    try:
-        return str(exc)
-    except BaseException:
-        return '<unprintable %s>' % exc.__class__.__name__
-
-
-class Worker:
+class Worker(StreamRequests):
     def __init__(self, main_namespace):
         self.main = main_namespace
         self.out = Writer(DATA_FD)
@@ -145,7 +49,7 @@ class Worker:
         self.read_view = memoryview(self.read_buffer)
         self.pending = deque()
         self.namespaces = {}
-        self.streams = {}
+        self.streams = {}  # open streams by id (streams.py)
         self.eval_cache = {}
         self.loop = None
         self.calls = 0
@@ -156,7 +60,8 @@ class Worker:
         self.cancelled = set()
         self.interrupted = 0
         self.main_ident = threading.main_thread().ident
-        # late flushes: while user code runs (in_user), a SIGALRM sends what is buffered
+        # late flushes: while user code runs (in_user), a SIGALRM sends what is buffered, and the items of the
+        # running stream step (batch, for stream batch_sid: see streams.py)
         self.in_user = False
         self.batch = None
         self.batch_sid = 0
@@ -287,7 +192,7 @@ class Worker:
                     self.arm_late_flush()
             action = actions.get(kind)
             if action is None:
-                self.send_error(rid, ('protocol', 'ProtocolError', 'pyworkers', 'unknown request kind %d' % kind, ''))
+                self.send_error(rid, replies.protocol_error('unknown request kind %d' % kind))
             else:
                 execute(rid, flags, payload, action)
             payload = None  # a big request's bytes must not outlive it while the worker waits for the next one
@@ -302,7 +207,7 @@ class Worker:
             request = _marshal_loads(payload) if not flags else loads(payload, flags)
             self.in_user = True
             result = action(rid, request)
-            if type(result) not in _PLAIN and hasattr(result, '__await__'):
+            if type(result) not in PLAIN and hasattr(result, '__await__'):
                 result = self.run_coroutine(result)
             self.in_user = False
             self.armed = False
@@ -313,7 +218,7 @@ class Worker:
         self.batch = None
         self.current = 0
         if failure is None:
-            if type(result) is _StepEnd:
+            if type(result) is StepEnd:
                 self.end_step(rid, result)
             else:
                 self.send_result(rid, result)
@@ -321,7 +226,7 @@ class Worker:
             # Drop the exception (and the frames that hold what filled memory) before anything allocates. Its
             # subclasses (numpy's _ArrayMemoryError) are reported as MemoryError, the type callers test for.
             failure = None
-            self.send_memory_error(rid)
+            self.send_error(rid, replies.memory_error())
         else:
             self.send_failure(rid, failure)
         self.calls += 1
@@ -354,29 +259,23 @@ class Worker:
             else:
                 payload, flags, parts = dumps(result)
         except Unconvertible as e:
-            self.send_error(rid, ('conversion', e.type_name or '', '', e.reason, e.where('result')))
+            self.send_error(rid, replies.conversion_error(e, 'result'))
             return
         except MemoryError:
-            self.send_memory_error(rid)
+            self.send_error(rid, replies.memory_error())
             return
         self.out.add(P.OK, flags, rid, payload, parts)
 
-    def send_error(self, rid, info):
-        self.out.add(P.ERROR, 0, rid, marshal.dumps(info, P.MARSHAL_VERSION))
-
-    def send_memory_error(self, rid):
-        self.send_error(rid, ('python', 'MemoryError', 'builtins', '', 'MemoryError\n'))
+    def send_error(self, rid, payload):
+        """Send an ERROR frame; its payload is built by replies.py."""
+        self.out.add(P.ERROR, 0, rid, payload)
 
     def send_failure(self, rid, exc):
-        if isinstance(exc, Unconvertible):
-            self.send_error(rid, ('conversion', exc.type_name or '', '', exc.reason, exc.where('items')))
-            return
-        kind = 'python'
         if isinstance(exc, KeyboardInterrupt) and self.interrupted == rid:
-            kind = 'interrupted'
             self.interrupted = 0
-        name, module = _type_info(exc)
-        self.send_error(rid, (kind, name, module, _message(exc), _format_traceback(exc)))
+            self.send_error(rid, replies.interrupted_error(exc))
+        else:
+            self.send_error(rid, replies.exception_error(exc, 'items'))
 
     # ---------------------------------------------------------------- requests
     def namespace(self, ctx):
@@ -445,157 +344,6 @@ class Worker:
         self.namespaces.pop(ctx, None)
         return None
 
-    # ---------------------------------------------------------------- streams
-    def do_stream_call(self, rid, req):
-        ctx, module, name, args, kwargs, credit = req
-        fn = self.resolve(ctx, module, name)
-        return self.open_stream(rid, fn(*args, **kwargs) if kwargs else fn(*args), credit)
-
-    def do_stream_eval(self, rid, req):
-        ctx, code, local, credit = req
-        return self.open_stream(rid, self.evaluate(ctx, code, local), credit)
-
-    def open_stream(self, sid, obj, credit):
-        if type(obj) not in _PLAIN and hasattr(obj, '__await__') and not hasattr(obj, '__aiter__'):
-            obj = self.run_coroutine(obj)
-        if hasattr(obj, '__aiter__'):
-            stream = Stream(obj.__aiter__(), True, credit)
-        elif hasattr(obj, '__anext__'):  # an async iterator without __aiter__
-            stream = Stream(obj, True, credit)
-        else:
-            try:
-                iterator = iter(obj)
-            except TypeError:
-                raise TypeError("a stream needs an iterable, but the result is of type '%s'"
-                                % type(obj).__qualname__) from None
-            stream = Stream(iterator, False, credit)
-        self.streams[sid] = stream
-        return self.stream_step(sid, stream)
-
-    def do_stream_more(self, sid, credit):
-        stream = self.streams.get(sid)
-        if stream is None:  # ended or closed meanwhile
-            return _StepEnd(None, P.ITEMS_END, [])
-        stream.credit += credit
-        stream.granted += credit
-        return self.stream_step(sid, stream)
-
-    def do_stream_close(self, rid, sid):
-        stream = self.streams.pop(sid, None)
-        if stream is not None:
-            self.close_iterator(stream, quiet=False)
-        return None
-
-    def close_iterator(self, stream, quiet=True):
-        """Close a stream's iterator: generator.close() / aclose(), so that its finally blocks run."""
-        iterator = stream.iterator
-        try:
-            if stream.is_async:
-                aclose = getattr(iterator, 'aclose', None)
-                if aclose is not None:
-                    self.run_coroutine(aclose())
-            else:
-                close = getattr(iterator, 'close', None)
-                if close is not None:
-                    close()
-        except BaseException:
-            if not quiet:
-                raise
-
-    def refuse_item(self, sid, stream, items, exc):
-        """An item the host cannot take: end the stream and point the error at the item's index in the stream.
-        (send_items delivered the items before it; it is items[exc.path[-1]].)"""
-        self.streams.pop(sid, None)
-        self.close_iterator(stream)
-        path = exc.path
-        if path and type(path[-1]) is int:
-            path[-1] += stream.granted - stream.credit - len(items)
-
-    def stream_step(self, sid, stream):
-        """Produce up to the stream's credit of items: ITEMS frames on the way, the last one returned as a _StepEnd.
-
-        Items go out in batches: when a batch is full, and (through the late-flush alarm) when the iterator takes
-        longer than LATE_FLUSH for its next item, so a slow generator's items arrive one by one.
-        """
-        items = self.batch = []
-        self.batch_sid = sid
-        iterator = stream.iterator
-        self.arm_late_flush()
-        try:
-            if stream.is_async:
-                anext = iterator.__anext__
-                run = self.run_coroutine
-                while stream.credit > 0:
-                    items.append(run(anext()))
-                    stream.credit -= 1
-                    if len(items) >= STREAM_BATCH:
-                        self.send_items(sid, P.ITEMS, items)
-            else:
-                step = iterator.__next__
-                append = items.append
-                while stream.credit > 0:
-                    append(step())
-                    stream.credit -= 1
-                    if len(items) >= STREAM_BATCH:
-                        self.send_items(sid, P.ITEMS, items)
-            kind = P.ITEMS_PAUSE
-        except (StopIteration, StopAsyncIteration):
-            self.streams.pop(sid, None)
-            kind = P.ITEMS_END
-        except Unconvertible as exc:
-            self.refuse_item(sid, stream, items, exc)
-            raise
-        except BaseException:
-            # the iterator raised (it is finished), or an interrupt landed between two items (close it here)
-            self.streams.pop(sid, None)
-            self.close_iterator(stream)
-            if items:
-                try:
-                    self.send_items(sid, P.ITEMS, items)
-                except Unconvertible as exc:
-                    self.refuse_item(sid, stream, items, exc)
-                    raise
-            raise
-        return _StepEnd(stream, kind, items)
-
-    def end_step(self, sid, end):
-        """Send a stream step's last frame. execute() calls this after the step left the interruptible region, so
-        that an interrupt landing now cannot give the step a second ending."""
-        try:
-            self.send_items(sid, end.kind, end.items)
-        except Unconvertible as exc:
-            if end.stream is not None:
-                self.refuse_item(sid, end.stream, end.items, exc)
-            self.send_failure(sid, exc)
-
-    def send_items(self, sid, kind, items):
-        """Send the items and empty the batch (in place: the alarm handler shares the list).
-
-        Not interruptible: an interrupt must not cut a frame in half. One that arrives meanwhile is raised after.
-        """
-        armed = self.armed
-        self.in_user = self.armed = False
-        try:
-            payload, flags, parts = dumps(items, True)
-        except Unconvertible as exc:
-            # deliver the items before the one that cannot be converted; it becomes items[0]
-            bad = exc.path[-1] if exc.path and type(exc.path[-1]) is int else 0
-            if bad > 0:
-                self.send_items(sid, P.ITEMS, items[:bad])
-                del items[:bad]
-                exc.path[-1] = 0
-            raise
-        del items[:]
-        out = self.out
-        out.add(kind, flags, sid, payload, parts)
-        # Items go out at once, the step's last frame too: a request queued behind the step (the next grant of
-        # credit) must not hold items that the host could already hand out, nor lose them if it crashes.
-        out.flush()
-        if kind == P.ITEMS:
-            self.in_user = True
-        if armed:
-            self.rearm()
-
     def rearm(self):
         """Make the running request interruptible again, raising an interrupt that arrived meanwhile."""
         self.armed = True
@@ -609,6 +357,13 @@ class Worker:
         if kind != P.INIT:
             raise SystemExit('pyworkers: expected INIT, got frame kind %d' % kind)
         config = loads(payload, flags)
+        if 'protocol' in config and config['protocol'] != P.PROTOCOL_VERSION:
+            # A host that speaks another protocol: refuse to start (no path, setup or limits applied), and say so.
+            self.send_error(rid, replies.protocol_error(
+                'the host speaks protocol version %r, but the worker runtime (%s) speaks version %d'
+                % (config['protocol'], RUNTIME_DIR, P.PROTOCOL_VERSION)))
+            self.out.flush()
+            return
         self.config = config
         self.worker_id = config.get('workerId', 0)
         if config.get('tracemalloc'):  # the pool traces: so does this replacement worker, from its first line
@@ -625,7 +380,7 @@ class Worker:
                 resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
                 self.memory_limit = limit
             if config.get('arrays') == 'numpy':
-                import numpy  # noqa: F401  (typed arrays from the host arrive as numpy arrays: numpy must import)
+                __import__('numpy')  # typed arrays from the host arrive as numpy arrays: numpy must import
                 values.arrays = 'numpy'
             for code in config.get('setup') or ():
                 exec(compile(code, '<setup>', 'exec'), self.main)
@@ -677,4 +432,4 @@ def main():
             worker.current = 0
             worker.armed = False
             if rid:
-                worker.send_error(rid, ('interrupted', 'KeyboardInterrupt', 'builtins', '', ''))
+                worker.send_error(rid, replies.interrupted_error())
