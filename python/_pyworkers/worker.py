@@ -12,6 +12,7 @@ import builtins
 import marshal
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -37,6 +38,24 @@ _perf_counter = time.perf_counter
 _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
 _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
+_mark_started = struct.Struct('<I').pack_into
+
+
+def _progress_file():
+    """The file the host reads after this process dies, to tell the requests it started from those it did not:
+    mapped shared, so a write is in the kernel's page cache at once and survives a SIGKILL. A dummy without one."""
+    path = os.environ.pop('PYWORKERS_PROGRESS', None)
+    if path:
+        try:
+            import mmap
+            fd = os.open(path, os.O_RDWR)
+            try:
+                return mmap.mmap(fd, 8)
+            finally:
+                os.close(fd)
+        except (OSError, ValueError):
+            pass
+    return bytearray(8)
 
 
 class Worker(StreamRequests):
@@ -54,6 +73,8 @@ class Worker(StreamRequests):
         self.loop = None
         self.calls = 0
         self.started = time.time()
+        # the id of the last request started, for the host to read after a crash (see _progress_file)
+        self.progress = _progress_file()
         # interrupt state, shared with the control thread (see interrupt())
         self.current = 0
         self.armed = False
@@ -199,6 +220,7 @@ class Worker(StreamRequests):
 
     def execute(self, rid, flags, payload, action):
         """Run action(rid, request) as request `rid`, interruptible, and send its one reply."""
+        _mark_started(self.progress, 0, rid)
         self.current = rid
         failure = None
         try:

@@ -180,5 +180,5 @@ export class Scheduler<W extends WorkerHandle = WorkerHandle> {
 /** Settle a job that will not run with `error`. */
 export function failJob(job: Job, error: Error): void {
   if (job instanceof CallJob) job.fail(error);
-  else job.onLost(error as never);
+  else job.onLost(error as never, true);
 }

@@ -55,8 +55,8 @@ class StepJob extends Job {
     return this.stream.onFrame(this, kind, flags, buf, start, end, parts);
   }
 
-  onLost(error: WorkerCrashedError): boolean {
-    if (this.kind !== Kind.STREAM_MORE && !this.running && !this.interrupted && !this.stream.settled && !this.pinned) return true;
+  onLost(error: WorkerCrashedError, started: boolean): boolean {
+    if (this.kind !== Kind.STREAM_MORE && !started && !this.interrupted && !this.stream.settled && !this.pinned) return true;
     this.stream.onLost(error);
     return false;
   }

@@ -49,8 +49,11 @@ export abstract class Job {
   /** A frame for this job arrived; returns true when it was the job's final frame. */
   abstract onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean;
 
-  /** The worker died with this job sent. Returns true when the job wants to be sent again elsewhere. */
-  abstract onLost(error: WorkerCrashedError): boolean;
+  /**
+   * The worker died with this job sent; `started`: it had started there (so it must not run again). Returns true
+   * when the job wants to be sent again elsewhere.
+   */
+  abstract onLost(error: WorkerCrashedError, started: boolean): boolean;
 
   /** The job turned out not to have started (its worker gave it back): undo start(). */
   unstart(): void {
@@ -169,9 +172,9 @@ export class CallJob extends Job {
     return true;
   }
 
-  onLost(error: WorkerCrashedError): boolean {
+  onLost(error: WorkerCrashedError, started: boolean): boolean {
     if (this.settled) return false;
-    if (this.retryable && !this.running && !this.interrupted) return true;
+    if (this.retryable && !started && !this.interrupted) return true;
     this.fail(error);
     return false;
   }

@@ -11,6 +11,7 @@ import { CallJob, type Job } from './job.js';
 import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import { partsSize, requestCancel, requestControl, requestInit } from '../protocol/requests.js';
+import { createProgressFile, lastStarted } from './progress.js';
 
 /** The worker runtime's folder (python/ at the package root, beside dist/ and src/). */
 const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
@@ -71,6 +72,8 @@ export class PythonWorker {
   streams = 0;
   #state: WorkerState = 'starting';
   #killReason: string | undefined;
+  /** Where the worker writes the id of each request it starts (see progress.ts). */
+  readonly #progress: string | undefined;
   readonly #child: ChildProcess;
   readonly #data: Socket;
   readonly #control: Socket;
@@ -91,6 +94,7 @@ export class PythonWorker {
     this.forceKillAfter = config.forceKillAfter;
     this.#events = events;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
+    this.#progress = createProgressFile(id);
     this.#child = spawn(config.executable, ['-c', BOOT], {
       cwd: config.cwd,
       env: {
@@ -98,6 +102,7 @@ export class PythonWorker {
         ...(config.init?.memoryLimit ? { OPENBLAS_NUM_THREADS: '1' } : {}),
         ...config.env,
         PYWORKERS_HOST_PID: String(process.pid),
+        ...(this.#progress ? { PYWORKERS_PROGRESS: this.#progress } : {}),
         PYWORKERS_WORKER_ID: String(id),
       },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
@@ -324,6 +329,8 @@ export class PythonWorker {
       if (next) next.start();
       else this.#updateRef();
     }
+    // A retiring worker ends once its last job is gone, however it left: tell the owner, as an answer would.
+    if (this.sent.length === 0 && this.#state === 'retiring') this.#events.jobEnded(this);
     return true;
   }
 
@@ -376,9 +383,13 @@ export class PythonWorker {
     this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
     const crash = this.#crashError();
     if (error) Object.defineProperty(crash, 'cause', { value: error });
+    // Jobs up to the last one the worker started did start (it runs them in order); without a progress file, only
+    // the one the host saw at the head.
+    const started = this.#progress ? lastStarted(this.#progress) : 0;
+    const lastStartedAt = this.#progress ? this.sent.findIndex((job) => job.id === started) : this.sent.findIndex((job) => job.running);
     const requeue: Job[] = [];
-    for (const job of this.sent.splice(0)) {
-      const retry = job.onLost(crash);
+    for (const [i, job] of this.sent.splice(0).entries()) {
+      const retry = job.onLost(crash, i <= lastStartedAt || job.interrupted);
       job.finish();
       if (retry) {
         job.worker = undefined;
