@@ -16,7 +16,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 /** `NAME = 123` / `NAME = 0x01` / `NAME = 1 << 16` lines of a Python module. */
 function pythonConstants(file: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const m of readFileSync(path.join(ROOT, file), 'utf8').matchAll(/^([A-Z_]+) = (0x[0-9a-f]+|\d+(?: << \d+)?)\b/gm)) {
+  for (const m of readFileSync(path.join(ROOT, file), 'utf8').matchAll(/^([A-Z_]+) = (0x[0-9a-fA-F]+|\d+(?: << \d+)?)\b/gm)) {
     const [base, shift] = m[2]!.split(' << ');
     out.set(m[1]!, Number(base) * 2 ** Number(shift ?? 0));
   }
@@ -35,7 +35,7 @@ describe('wire contract', () => {
   });
 
   test('flags, part kinds, the protocol version and the part threshold agree', () => {
-    for (const name of ['FLAG_TAGGED', 'FLAG_PARTS', 'PART_BYTES', 'PART_BUFFER', 'PROTOCOL_VERSION'] as const) {
+    for (const name of ['FLAG_TAGGED', 'FLAG_PARTS', 'PART_BYTES', 'PART_BUFFER', 'PROTOCOL_VERSION', 'MAGIC'] as const) {
       assert.equal(py.get(name), frames[name], name);
     }
     assert.equal(pythonConstants('python/_pyworkers/values.py').get('PART_MIN'), PART_MIN);

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FLAG_PARTS, FrameReader, HEADER_SIZE, partsHead, PART_BUFFER, PART_BYTES, writeHeader, type DirectRead } from '../src/protocol/frames.js';
+import { FLAG_PARTS, FrameReader, HEADER_SIZE, partsHead, PART_BUFFER, PART_BYTES, WORKER_DATA_KINDS as KINDS, writeHeader, type DirectRead } from '../src/protocol/frames.js';
 
 interface Seen {
   kind: number;
@@ -45,7 +45,7 @@ function replay(stream: Buffer, sizes: number[], direct: boolean): Seen[] {
   };
   const reader = new FrameReader((kind, flags, id, buf, start, end, parts) => {
     seen.push({ kind, flags, id, message: Buffer.from(buf.subarray(start, end)), parts: parts?.map((p) => Buffer.from(p)) });
-  }, direct ? read : undefined);
+  }, KINDS, direct ? read : undefined);
   for (let i = 0; pos < stream.length; i++) {
     const n = Math.min(sizes[i % sizes.length]!, stream.length - pos);
     const chunk = Buffer.from(stream.subarray(pos, pos + n));
@@ -83,16 +83,26 @@ describe('FrameReader', () => {
 
   test('every part is a buffer of its own, also when the whole frame came in one chunk', () => {
     const parts: Uint8Array[] = [];
-    const reader = new FrameReader((_k, _f, _i, _b, _s, _e, p) => parts.push(...p!));
+    const reader = new FrameReader((_k, _f, _i, _b, _s, _e, p) => parts.push(...p!), KINDS);
     reader.push(partedFrame(64, 1, Buffer.from('m'), [filled(100, 1), filled(200, 2)]));
     assert.deepStrictEqual(parts.map((p) => [p.byteOffset, p.buffer.byteLength]), [[0, 100], [0, 200]]);
   });
 
+  test('stray bytes are refused at once, however long a frame they would announce', () => {
+    const reader = new FrameReader(() => {}, KINDS);
+    const stray = Buffer.from('\x00\x00\x00\x60garbage written by a library to fd 3');
+    assert.throws(() => reader.push(stray), /corrupt frame header .*stray bytes/);
+    const badKind = writeHeader(Buffer.alloc(HEADER_SIZE + 1), 9, 0, 1);
+    assert.throws(() => new FrameReader(() => {}, KINDS).push(badKind), /corrupt frame header/);
+    const badFlags = writeHeader(Buffer.alloc(HEADER_SIZE + 1), 64, 0x40, 1);
+    assert.throws(() => new FrameReader(() => {}, KINDS).push(badFlags), /corrupt frame header/);
+  });
+
   test('corrupt lengths are protocol errors', () => {
-    const reader = new FrameReader(() => {});
-    assert.throws(() => reader.push(Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])), /corrupt frame length 1/);
+    const reader = new FrameReader(() => {}, KINDS);
+    assert.throws(() => reader.push(writeHeader(Buffer.alloc(HEADER_SIZE), 64, 0, 1).fill(0, 0, 4).fill(1, 0, 1)), /corrupt frame length 1/);
     const lying = partedFrame(64, 1, Buffer.from('m'), [filled(10, 1)]);
     lying.writeUInt32LE(1000, HEADER_SIZE + 4); // a part larger than the frame
-    assert.throws(() => new FrameReader(() => {}).push(lying), /parts are larger than the frame/);
+    assert.throws(() => new FrameReader(() => {}, KINDS).push(lying), /parts are larger than the frame/);
   });
 });

@@ -20,7 +20,8 @@ const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME)});import _p
 const PYTHON = process.env.PYWORKERS_TEST_PYTHON ?? 'python3';
 
 // python/_pyworkers/protocol.py
-const HEADER_SIZE = 10;
+const HEADER_SIZE = 11;
+const MAGIC = 0xa7;
 const FLAG_TAGGED = 0x01;
 const INIT = 1;
 const CONTROL = 33;
@@ -78,6 +79,7 @@ class RawWorker {
     frame[4] = kind;
     frame[5] = enc.tagged ? FLAG_TAGGED : 0;
     frame.writeUInt32LE(id, 6);
+    frame[10] = MAGIC;
     this.#channels[channel]!.write(frame);
   }
 

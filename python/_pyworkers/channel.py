@@ -6,7 +6,7 @@ thread's replies are written one by one with send_frame.
 import os
 import time
 
-from .protocol import HEADER, frame_header, frame_with_parts
+from .protocol import HEADER, MAGIC, frame_header, frame_with_parts
 
 IOV_MAX = 512
 
@@ -64,9 +64,9 @@ class Writer:
             parts.extend(frame_with_parts(kind, flags, rid, payload, data_parts))
             self.flush()
         elif len(payload) < 1024:  # one buffer: fewer iovecs for the kernel
-            parts.append(_header(len(payload) + 6, kind, flags, rid) + payload)
+            parts.append(_header(len(payload) + 7, kind, flags, rid, MAGIC) + payload)
         else:
-            parts.append(_header(len(payload) + 6, kind, flags, rid))
+            parts.append(_header(len(payload) + 7, kind, flags, rid, MAGIC))
             parts.append(payload)
 
     def flush(self):

@@ -1,7 +1,8 @@
 """Frame layout shared with the host (src/protocol/frames.ts).
 
-Every frame: u32 LE length of what follows, u8 kind, u8 flags, u32 LE id, payload.
-The payload is one value in marshal format version 4.
+Every frame: u32 LE length of what follows, u8 kind, u8 flags, u32 LE id, u8 MAGIC, payload. The payload is one
+value in marshal format version 4. A header with another magic byte or unknown flags is a corrupt stream (stray
+bytes written to the channel): it is refused, never waited for. (The host also refuses kinds a worker never sends.)
 
 With FLAG_PARTS the payload is: u32 LE count, count x (u32 LE size, u32 LE kind), the marshal value, then the parts
 one after another. A part is a large buffer (an array's data, big bytes) sent as it is, so that neither side copies
@@ -11,13 +12,15 @@ object that becomes the value. The value refers to parts by index (see values.py
 import os
 import struct
 
-HEADER = struct.Struct('<IBBI')
-HEADER_SIZE = HEADER.size  # 10
+HEADER = struct.Struct('<IBBIB')
+HEADER_SIZE = HEADER.size  # 11
+MAGIC = 0xA7
 PROTOCOL_VERSION = 1  # sent in the handshake's reply; an INIT config's 'protocol', when given, must equal it
 
 # flags
-FLAG_TAGGED = 0x01  # the payload holds tagged values (complex(ms, 0.0) stands for a datetime; see values.py)
+FLAG_TAGGED = 0x01  # the payload holds tagged values (Ellipsis, name, ...): dates, arrays, ... (see values.py)
 FLAG_PARTS = 0x02   # the payload has parts (implies FLAG_TAGGED)
+_FLAGS = FLAG_TAGGED | FLAG_PARTS
 
 # part kinds: what the receiver reads a part into
 PART_BYTES = 0      # bytes
@@ -50,7 +53,7 @@ MARSHAL_VERSION = 4
 
 
 def frame_header(kind, flags, rid, payload_len):
-    return HEADER.pack(payload_len + 6, kind, flags, rid)
+    return HEADER.pack(payload_len + 7, kind, flags, rid, MAGIC)
 
 
 def frame_with_parts(kind, flags, rid, payload, parts):
@@ -62,7 +65,7 @@ def frame_with_parts(kind, flags, rid, payload, parts):
         size = part.nbytes if type(part) is memoryview else len(part)
         PART_ENTRY.pack_into(table, 4 + 8 * i, size, PART_BYTES)
         total += size
-    head = HEADER.pack(6 + len(table) + len(payload) + total, kind, flags | FLAG_PARTS, rid)
+    head = HEADER.pack(7 + len(table) + len(payload) + total, kind, flags | FLAG_PARTS, rid, MAGIC)
     return [head + table, payload, *parts]
 
 
@@ -94,7 +97,9 @@ def parse_frames(buf, out):
     end = len(buf)
     unpack = HEADER.unpack_from
     while end - pos >= HEADER_SIZE:
-        length, kind, flags, rid = unpack(buf, pos)
+        length, kind, flags, rid, magic = unpack(buf, pos)
+        if magic != MAGIC or flags & ~_FLAGS:
+            _corrupt(buf, pos)
         stop = pos + 4 + length
         if stop > end:
             break
@@ -125,9 +130,15 @@ def _fill(fd, inbuf, size):
         inbuf += more
 
 
+def _corrupt(buf, pos):
+    raise ValueError('pyworkers: corrupt frame header %r' % bytes(buf[pos:pos + HEADER_SIZE]))
+
+
 def read_big_frame(fd, inbuf, total, out):
     """Read the rest of a large frame (its start is in `inbuf`) into a buffer of its own: one copy, not three."""
-    flags = inbuf[5]
+    _, _, flags, _, magic = HEADER.unpack_from(inbuf)
+    if magic != MAGIC or flags & ~_FLAGS:
+        _corrupt(inbuf, 0)
     if flags & FLAG_PARTS:
         _read_parts_frame(fd, inbuf, total, out)
         return
@@ -137,7 +148,7 @@ def read_big_frame(fd, inbuf, total, out):
     inbuf.clear()
     view = memoryview(frame)
     read_into(fd, view[have:])
-    _, kind, flags, rid = HEADER.unpack_from(frame)
+    _, kind, flags, rid, _ = HEADER.unpack_from(frame)
     out.append((kind, flags, rid, view[HEADER_SIZE:]))
 
 
@@ -151,7 +162,7 @@ def _read_parts_frame(fd, inbuf, total, out):
     if head_size <= HEADER_SIZE + table_size:
         raise ValueError('pyworkers: corrupt frame: its parts are larger than the frame')
     _fill(fd, inbuf, head_size)
-    _, kind, flags, rid = HEADER.unpack_from(inbuf)
+    _, kind, flags, rid, _ = HEADER.unpack_from(inbuf)
     message = inbuf[HEADER_SIZE + table_size:head_size]
     ahead = memoryview(inbuf)[head_size:]  # the start of the parts, read with the message
     parts = []

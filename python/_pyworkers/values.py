@@ -23,6 +23,7 @@ PART_MIN = 1 << 16  # buffers at least this large travel as parts of their own, 
 DATE_MAX = 8640000000000000  # ms: the range of a JavaScript Date is +-this around the epoch
 
 TAG = Ellipsis
+TAG_DATE = 'D'        # (TAG, 'D', ms since the epoch, an integer): a Date / an aware datetime in UTC
 TAG_BYTES = 'B'       # (TAG, 'B', part index): bytes
 TAG_ARRAY = 'A'       # (TAG, 'A', typestr, shape, part index or bytes): an n-dimensional array in C order
 TAG_FRAME = 'DF'      # (TAG, 'DF', columns, column values, index or None): a pandas DataFrame
@@ -104,14 +105,19 @@ def _is_plain(obj):
     return False
 
 
+_MS = None
+
+
 def _datetime_tag(obj):
+    """A datetime as a Date: the millisecond it falls in (floored, also before 1970), computed in integers."""
+    global _MS
     if _datetime is None:
         _load_datetime()
+    if _MS is None:
+        _MS = _timedelta(milliseconds=1)
     if obj.tzinfo is None or obj.utcoffset() is None:
-        # naive: local time, as datetime.timestamp() takes it
-        return complex(obj.timestamp() * 1000.0, 0.0)
-    delta = obj - _epoch
-    return complex((delta.days * 86400 + delta.seconds) * 1000.0 + delta.microseconds / 1000.0, 0.0)
+        obj = obj.astimezone()  # naive: local time of the worker, as datetime.timestamp() takes it
+    return (TAG, TAG_DATE, (obj - _epoch) // _MS)
 
 
 def _date_tag(ms):
@@ -119,7 +125,7 @@ def _date_tag(ms):
     if not -DATE_MAX <= ms <= DATE_MAX:
         raise Unconvertible('a numpy datetime64 outside the range of a JavaScript Date (years -271821 to 275760)',
                             'numpy.datetime64')
-    return complex(float(ms), 0.0)
+    return (TAG, TAG_DATE, int(ms))
 
 
 def _buffer(data, parts):
@@ -359,6 +365,13 @@ def _typed(buf, typestr, shape):
 
 def _from_tag(tag, parts):
     name = tag[1] if len(tag) > 1 else None
+    if name == TAG_DATE:
+        if _datetime is None:
+            _load_datetime()
+        try:
+            return _epoch + _timedelta(milliseconds=tag[2])
+        except OverflowError:
+            raise Unconvertible("a Date outside Python's datetime range (years 1 to 9999)", 'Date') from None
     if name == TAG_BYTES:
         return parts[tag[2]]
     if name == TAG_ARRAY:
@@ -394,13 +407,6 @@ def _column_values(values, numpy):
 
 def _untag(obj, parts, depth=0):
     t = type(obj)
-    if t is complex:
-        if _datetime is None:
-            _load_datetime()
-        try:
-            return _epoch + _timedelta(milliseconds=obj.real)
-        except OverflowError:
-            raise Unconvertible("a Date outside Python's datetime range (years 1 to 9999)", 'Date') from None
     if t is list:
         for i, item in enumerate(obj):
             if type(item) not in _ATOMS:

@@ -7,6 +7,7 @@ import { ArgumentError } from '../errors.js';
 import { checkBoolean, checkInteger, checkKnownKeys, checkObject } from '../validate.js';
 import { parseSize } from '../util/size.js';
 import type { PythonWorker } from '../worker/worker.js';
+import { after, every } from '../util/timers.js';
 
 /** Options of `createPool({ monitor })`. */
 export interface MonitorOptions {
@@ -84,15 +85,14 @@ export interface MonitorHost {
 export class MemoryMonitor {
   readonly #options: ResolvedMonitorOptions;
   readonly #host: MonitorHost;
-  readonly #timer: NodeJS.Timeout;
+  readonly #timer: NodeJS.Timeout | undefined;
   /** Workers with a sample request outstanding: never more than one each. */
   readonly #pending = new Set<PythonWorker>();
 
   constructor(options: ResolvedMonitorOptions, host: MonitorHost) {
     this.#options = options;
     this.#host = host;
-    this.#timer = setInterval(() => void this.sample(), options.interval);
-    this.#timer.unref();
+    this.#timer = every(options.interval, () => void this.sample());
   }
 
   stop(): void {
@@ -141,12 +141,11 @@ export class MemoryMonitor {
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
+  let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('no answer')), ms);
-      timer.unref();
+      timer = after(ms, () => reject(new Error('no answer')));
     }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -5,6 +5,7 @@
 import { ArgumentError, NotTracingError, PythonError, WorkerCrashedError } from '../errors.js';
 import type { PythonWorker } from '../worker/worker.js';
 import type { GcGenerationStats, WorkerMemoryStats } from './types.js';
+import { after } from '../util/timers.js';
 
 export const STATS_TIMEOUT = 1000;
 const RUNTIME_MODULE = '_pyworkers.memory';
@@ -46,8 +47,7 @@ const inflight = new WeakMap<PythonWorker, Promise<PythonStats>>();
 function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
-    timer.unref();
+    timer = after(ms, () => resolve(TIMED_OUT));
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

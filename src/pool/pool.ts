@@ -3,6 +3,7 @@
  * is done by the fleet (workers: start, recycling, exits) and the scheduler (which worker runs what).
  */
 import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
 import { PoolClosedError, type WorkerStartError } from '../errors.js';
 import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakReport, type LeakWorkload } from '../memory/leaks.js';
 import { poolMemory, type MemorySnapshot } from '../memory/index.js';
@@ -19,6 +20,7 @@ import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } fr
 import { failJob, Scheduler } from './scheduler.js';
 import type { PyStream } from './stream.js';
 import { streamCall, streamEval, submitCall, submitEval, type Target } from './submit.js';
+import { after, every } from '../util/timers.js';
 
 export type { RecycleEvent, RecycleReason, WorkerExitEvent };
 
@@ -209,8 +211,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     const idleTimeout = this.#options.recycle.idleTimeout;
     if (idleTimeout !== undefined) {
-      this.#idleTimer = setInterval(() => this.#fleet.retireIdle(idleTimeout), Math.max(10, Math.min(idleTimeout / 2, 1000)));
-      this.#idleTimer.unref();
+      this.#idleTimer = every(Math.max(10, Math.min(idleTimeout / 2, 1000)), () => this.#fleet.retireIdle(idleTimeout));
     }
   }
 
@@ -324,7 +325,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#closed = (async () => {
       const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeout)));
+      const timedOut = new Promise<boolean>((resolve) => (timer = after(timeout, () => resolve(false))));
       const finished = await Promise.race([drained, timedOut]);
       clearTimeout(timer);
       if (!finished) return this.#forceClose();
@@ -479,6 +480,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 /** Start a pool of Python workers; resolves once every worker has answered. */
 export async function createPool(options?: PoolOptions): Promise<Pool> {
   const resolved = resolvePoolOptions(options);
+  await checkDirectory(resolved.cwd, 'options.cwd');
   const python = await resolvePython(resolved);
   const pool = new Pool(resolved, python);
   await pool.start();
@@ -486,3 +488,14 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
 }
 
 export type { Job };
+
+/** The workers' working directory must be one: else spawning fails with an error that names the interpreter. */
+async function checkDirectory(dir: string, name: string): Promise<void> {
+  let stats;
+  try {
+    stats = await stat(dir);
+  } catch {
+    throw new ArgumentError(`${name} ${JSON.stringify(dir)} does not exist`);
+  }
+  if (!stats.isDirectory()) throw new ArgumentError(`${name} ${JSON.stringify(dir)} is not a directory`);
+}

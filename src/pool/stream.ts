@@ -10,6 +10,8 @@ import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import { requestStreamClose, requestStreamMore } from '../protocol/requests.js';
 import { Kind } from '../protocol/frames.js';
 import type { PythonWorker } from '../worker/worker.js';
+import { after } from '../util/timers.js';
+import { onAbort } from '../util/abort.js';
 
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
@@ -89,6 +91,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   readonly #highWaterMark: number;
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
+  #forgetAbort: (() => void) | undefined;
   #started = false;
   #items: unknown[] = [];
   #head = 0;
@@ -189,7 +192,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       this.#fail(new AbortError(this.#signal.reason));
       return;
     }
-    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (this.#signal) this.#forgetAbort = onAbort(this.#signal, this.#onAbort);
     const failed = (error: unknown) => {
       this.#step = undefined;
       this.#fail(error);
@@ -220,10 +223,9 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
         this.#worker.streams++;
       }
       if (this.#timeout && !this.#timer) {
-        this.#timer = setTimeout(() => {
+        this.#timer = after(this.#timeout, () => {
           this.#closing ??= this.#shutdown(new TimeoutError(this.#timeout!, 'Python stream'));
-        }, this.#timeout);
-        this.#timer.unref();
+        });
       }
     }
   }
@@ -341,7 +343,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     this.#items = [];
     this.#head = 0;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#forgetAbort?.();
     this.#host.registered?.(this as PyStream<unknown>, false);
   }
 

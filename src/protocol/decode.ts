@@ -24,8 +24,8 @@ let refs: unknown[] = [];
 let parts: Uint8Array[] | undefined;
 
 /**
- * Decode one marshal value from `buf[start, end)`. With `extended`, the value may hold tagged values: a
- * `complex(ms, 0.0)` is a Date, a tuple `(Ellipsis, name, ...)` an array, big bytes, a DataFrame or a Series, whose
+ * Decode one marshal value from `buf[start, end)`. With `extended`, the value may hold tagged values: tuples
+ * `(Ellipsis, name, ...)` for a Date, an array, big bytes, a DataFrame or a Series, whose
  * large buffers are in `frameParts` (each owned by the value it becomes). With `wrapper`, the root is a container
  * of user values (a batch of stream items) whose level does not count.
  * @throws ConversionError for Python types without a JavaScript counterpart, cycles, nesting deeper than MAX_DEPTH
@@ -220,18 +220,9 @@ function read(d: number): unknown {
     case 0x6c: // 'l'
       v = long();
       break;
-    case 0x79: {
-      // 'y'
-      const re = double();
-      v = complex(re, double());
-      break;
-    }
-    case 0x78: {
-      // 'x'
-      const re = textFloat();
-      v = complex(re, textFloat());
-      break;
-    }
+    case 0x79: // 'y'
+    case 0x78: // 'x'
+      return refuse('complex');
     case 0x66: // 'f'
       v = textFloat();
       break;
@@ -270,6 +261,9 @@ function tag(n: number, d: number): unknown {
   const f: unknown[] = new Array(n);
   for (let i = 0; i < n; i++) f[i] = read(d);
   switch (f[0]) {
+    case 'D':
+      if (typeof f[1] !== 'number') throw new ConversionError('bad marshal data: malformed date');
+      return new Date(f[1]);
     case 'B':
       return part(f[1]);
     case 'A': {
@@ -291,11 +285,6 @@ function part(i: unknown): Uint8Array {
   const p = typeof i === 'number' ? parts?.[i] : undefined;
   if (!p) throw new ConversionError(`bad marshal data: the frame has no part ${String(i)}`);
   return p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? new Uint8Array(p.buffer, 0, p.byteLength) : Uint8Array.prototype.slice.call(p);
-}
-
-function complex(re: number, im: number): unknown {
-  if (ext && im === 0) return new Date(re);
-  refuse('complex');
 }
 
 /** A dict: a plain object while every key is a str; at the first other key, decode it again as a Map. */

@@ -26,7 +26,6 @@ const T_TRUE = 0x54; // 'T'
 const T_INT = 0x69; // 'i'
 const T_LONG = 0x6c; // 'l'
 const T_BINARY_FLOAT = 0x67; // 'g'
-const T_BINARY_COMPLEX = 0x79; // 'y'
 const T_STRING = 0x73; // 's' (bytes)
 const T_UNICODE = 0x75; // 'u'
 const T_ASCII = 0x61; // 'a'
@@ -130,7 +129,7 @@ export class Encoder {
   private partList: Uint8Array[] = [];
   private partKinds: number[] = [];
 
-  /** True when the message contains a tagged value (a Date) since `begin()`. */
+  /** True when the message contains a tagged value (a Date, an array, large bytes, ...) since `begin()`. */
   get tagged(): boolean {
     return this.isTagged;
   }
@@ -542,17 +541,15 @@ export class Encoder {
     this.object(v, d); // bytes, Date, or an error
   }
 
+  /** A Date: `(Ellipsis, 'D', ms)`; a tag never equals a number in Python (a Set or Map key stays distinct). */
   private date(v: Date, d: number): void {
     const t = v.getTime();
     if (t !== t) throw new Failure('an invalid Date cannot be sent to Python', d);
     if (t < PY_DATETIME_MIN || t > PY_DATETIME_MAX) {
       throw new Failure(`a Date outside Python's datetime range (years 1 to 9999) cannot be sent to Python: ${v.toISOString()}`, d);
     }
-    this.ensure(17);
-    this.buf[this.pos++] = T_BINARY_COMPLEX;
-    this.double(t);
-    this.double(0);
-    this.isTagged = true;
+    this.tagHeader('D', 1);
+    this.num(t);
   }
 
   private num(x: number): void {

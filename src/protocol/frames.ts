@@ -10,7 +10,9 @@ import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 
-export const HEADER_SIZE = 10;
+export const HEADER_SIZE = 11;
+/** The header's last byte. With a known kind and known flags it tells a frame from stray bytes on the channel. */
+export const MAGIC = 0xa7;
 /** Checked at start-up on both sides (the INIT request and the worker's answer carry it). */
 export const PROTOCOL_VERSION = 1;
 export const FLAG_TAGGED = 0x01;
@@ -49,12 +51,17 @@ export const Kind = {
   ITEMS_END: 68,
 } as const;
 
+/** What a worker sends: on the data channel, and on the control channel. */
+export const WORKER_DATA_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR, Kind.ITEMS, Kind.ITEMS_PAUSE, Kind.ITEMS_END]);
+export const WORKER_CONTROL_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR]);
+
 /** Fill in the header that `Encoder.begin(HEADER_SIZE)` left room for; `extra` bytes of parts follow the frame. */
 export function writeHeader(frame: Buffer, kind: number, flags: number, id: number, extra = 0): Buffer {
   frame.writeUInt32LE(frame.length - 4 + extra, 0);
   frame[4] = kind;
   frame[5] = flags;
   frame.writeUInt32LE(id, 6);
+  frame[10] = MAGIC;
   return frame;
 }
 
@@ -127,11 +134,14 @@ export class FrameReader {
 
   /**
    * @param onFrame called with each frame.
+   * @param kinds the frame kinds this stream may carry: any other (or another magic byte, or unknown flags) is a
+   *   corrupt stream, refused with a ProtocolError at once, never waited for.
    * @param directRead when given, a large frame's rest is read with it straight into the frame's buffers (no
    *   chunk allocated per 64 KiB, no copy out of it); it must read from the stream `push` gets its chunks from.
    */
   constructor(
     private readonly onFrame: FrameHandler,
+    private readonly kinds: ReadonlySet<number>,
     private readonly directRead?: DirectRead,
   ) {}
 
@@ -218,8 +228,12 @@ export class FrameReader {
     else this.onFrame(head[4]!, head[5]!, head.readUInt32LE(6), head, HEADER_SIZE, head.length);
   }
 
+  /** The size of the frame whose (whole) header is at buf[pos], checked. */
   #frameSize(buf: Buffer, pos: number): number {
     const length = buf.readUInt32LE(pos);
+    if (buf[pos + 10] !== MAGIC || !this.kinds.has(buf[pos + 4]!) || (buf[pos + 5]! & ~(FLAG_TAGGED | FLAG_PARTS)) !== 0) {
+      throw new ProtocolError(`corrupt frame header ${buf.toString('hex', pos, pos + HEADER_SIZE)}: stray bytes on the channel`);
+    }
     if (length < HEADER_SIZE - 4 || length > MAX_FRAME) throw new ProtocolError(`corrupt frame length ${length}`);
     return length + 4;
   }

@@ -6,6 +6,8 @@ import { AbortError, ProtocolError, TimeoutError, WorkerCrashedError } from '../
 import { Kind } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import type { PythonWorker } from './worker.js';
+import { after } from '../util/timers.js';
+import { onAbort } from '../util/abort.js';
 
 export interface JobOptions {
   timeout: number | undefined;
@@ -78,10 +80,9 @@ export abstract class Job {
   private armGrace(): void {
     const worker = this.worker;
     if (!worker || this.#graceTimer) return;
-    this.#graceTimer = setTimeout(() => {
+    this.#graceTimer = after(worker.forceKillAfter, () => {
       if (worker.owns(this)) worker.kill(`request ${this.id} did not stop within ${worker.forceKillAfter} ms of its interrupt`);
-    }, worker.forceKillAfter);
-    this.#graceTimer.unref();
+    });
   }
 }
 
@@ -94,6 +95,7 @@ export class CallJob extends Job {
   #timer: NodeJS.Timeout | undefined;
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
+  #forgetAbort: (() => void) | undefined;
   /** When set, the job may be re-sent to another worker if its worker dies before it starts. */
   readonly retryable: boolean;
   /** Called once when the job settles (success or failure). */
@@ -110,15 +112,14 @@ export class CallJob extends Job {
     });
     if (this.#signal) {
       if (this.#signal.aborted) this.fail(new AbortError(this.#signal.reason));
-      else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+      else this.#forgetAbort = onAbort(this.#signal, this.#onAbort);
     }
   }
 
   override start(): void {
     super.start();
     if (!this.settled && this.#timeout) {
-      this.#timer = setTimeout(this.#onTimeout, this.#timeout);
-      this.#timer.unref();
+      this.#timer = after(this.#timeout, this.#onTimeout);
     }
   }
 
@@ -156,7 +157,7 @@ export class CallJob extends Job {
   #cleanup(): void {
     this.settled = true;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#forgetAbort?.();
   }
 
   onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {

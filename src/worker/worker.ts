@@ -8,10 +8,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, type Job } from './job.js';
-import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, writeHeader } from '../protocol/frames.js';
+import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import { partsSize, requestCancel, requestControl, requestInit } from '../protocol/requests.js';
 import { createProgressFile, lastStarted } from './progress.js';
+import { after } from '../util/timers.js';
 
 /** The worker runtime's folder (python/ at the package root, beside dist/ and src/). */
 const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
@@ -111,8 +112,8 @@ export class PythonWorker {
     this.#data = this.#child.stdio[3] as Socket;
     this.#control = this.#child.stdio[4] as Socket;
     this.#writer = new FrameWriter(this.#data);
-    const dataReader = new FrameReader(this.#onDataFrame, socketDirectRead(this.#data));
-    const controlReader = new FrameReader(this.#onControlFrame);
+    const dataReader = new FrameReader(this.#onDataFrame, WORKER_DATA_KINDS, socketDirectRead(this.#data));
+    const controlReader = new FrameReader(this.#onControlFrame, WORKER_CONTROL_KINDS);
     this.#data.on('data', (chunk: Buffer) => this.#guard(() => dataReader.push(chunk)));
     this.#control.on('data', (chunk: Buffer) => this.#guard(() => controlReader.push(chunk)));
     for (const socket of [this.#data, this.#control]) socket.on('error', () => {});
@@ -168,11 +169,10 @@ export class PythonWorker {
   start(config: WorkerConfig): Promise<ReadyInfo> {
     const { kind, frame, flags } = requestInit({ workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init });
     const job = new CallJob(kind, frame, flags, { timeout: undefined, signal: undefined }, true);
-    const timer = setTimeout(() => {
+    const timer = after(config.startTimeout, () => {
       job.fail(new WorkerStartError(`Python worker ${this.id} did not start within ${config.startTimeout} ms`));
       this.kill('start timeout');
-    }, config.startTimeout);
-    timer.unref();
+    });
     this.send(job);
     return (job.promise as Promise<ReadyInfo>).then(
       (info) => {
@@ -268,8 +268,7 @@ export class PythonWorker {
       this.#updateRef();
       this.#data.end();
       this.#control.end();
-      const timer = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
-      timer.unref();
+      const timer = after(graceMs, () => this.#child.kill('SIGKILL'));
       void this.exited.then(() => clearTimeout(timer));
     }
     return this.exited;
