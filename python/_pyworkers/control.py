@@ -14,16 +14,17 @@ from .values import dumps, loads
 
 
 def _die_with_parent():
-    """Ask Linux to SIGKILL this process when the host dies (the control channel's EOF covers the rest)."""
+    """Ask Linux for SIGTERM when the host dies: its handler ends the worker's process group (protocol.host_gone),
+    so that processes user code started go too. The control channel's EOF covers the rest."""
     host = os.environ.get('PYWORKERS_HOST_PID')
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        libc.prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
     except Exception:
         pass
     if host and str(os.getppid()) != host:
-        os._exit(0)
+        P.host_gone()
 
 
 def _answer(worker, fd, rid, flags, payload):
@@ -57,7 +58,7 @@ def serve_control(worker, fd):
     while True:
         data = os.read(fd, 65536)
         if not data:
-            os._exit(0)  # the host is gone
+            P.host_gone()
         buf += data
         P.parse_frames(buf, frames)
         for kind, flags, rid, payload in frames:

@@ -52,6 +52,14 @@ ITEMS_END = 68    # stream items; the iterator is exhausted
 MARSHAL_VERSION = 4
 
 
+def host_gone(*_):
+    """The host is gone (a channel ended, or the parent-death signal came): end this worker and what user code
+    started. The host starts each worker in a process group of its own; without one, end just this process."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(0, 9)  # SIGKILL: the worker and its process group
+    os._exit(0)
+
+
 def frame_header(kind, flags, rid, payload_len):
     return HEADER.pack(payload_len + 7, kind, flags, rid, MAGIC)
 
@@ -117,7 +125,7 @@ def read_into(fd, view):
     while have < total:
         n = os.readv(fd, (view[have:],))
         if not n:
-            os._exit(0)  # the host is gone
+            host_gone()
         have += n
 
 

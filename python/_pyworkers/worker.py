@@ -171,7 +171,7 @@ class Worker(StreamRequests):
                     return
             n = os.readv(DATA_FD, (self.read_buffer,))
             if not n:
-                os._exit(0)  # the host is gone
+                P.host_gone()
             inbuf += self.read_view[:n]
             P.parse_frames(inbuf, self.pending)
 
@@ -442,6 +442,7 @@ def main():
     worker = Worker(main_ns)
     signal.signal(signal.SIGINT, worker.on_sigint)
     signal.signal(signal.SIGALRM, worker.alarm_handler)
+    signal.signal(signal.SIGTERM, P.host_gone)  # the parent-death signal (see control.py), or a kill: the group ends
     threading.Thread(target=serve_control, args=(worker, CONTROL_FD), name='pyworkers-control', daemon=True).start()
     worker.handshake()
     while True:

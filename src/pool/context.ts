@@ -33,7 +33,7 @@ export class Context {
       check: () => void this.#usableWorker(),
       track: (job) => core.track(job),
       submit: (job) => this.#usableWorker().send(job),
-      registered: (stream, open) => core.registered(stream, open),
+      registered: (state, stream, open) => core.registered(state, stream, open),
       unpinned: (worker) => core.unpinned(worker),
     };
   }

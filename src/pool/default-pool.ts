@@ -26,7 +26,7 @@ const target: Target = {
   check: () => {},
   track: (job) => void defaultPool().then((p) => p.core.track(job), () => {}),
   submit: (job) => defaultPool().then((p) => p.core.target.submit(job)),
-  registered: (stream, open) => void defaultPool().then((p) => p.core.registered(stream, open), () => {}),
+  registered: (state, stream, open) => void defaultPool().then((p) => p.core.registered(state, stream, open), () => {}),
   unpinned: (worker) => void defaultPool().then((p) => p.core.unpinned(worker), () => {}),
 };
 

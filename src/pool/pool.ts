@@ -18,7 +18,7 @@ import { ArgumentError } from '../errors.js';
 import { Context } from './context.js';
 import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
 import { failJob, Scheduler } from './scheduler.js';
-import type { PyStream } from './stream.js';
+import type { PyStream, StreamState } from './stream.js';
 import { streamCall, streamEval, submitCall, submitEval, type Target } from './submit.js';
 import { after, every } from '../util/timers.js';
 
@@ -51,6 +51,8 @@ export interface PoolStats {
   failed: number;
   /** Workers started to replace one that exited. */
   restarts: number;
+  /** Open streams: their iterators live in Python (a stream the program drops unclosed is closed once collected). */
+  streams: number;
   perWorker: WorkerStats[];
 }
 
@@ -91,7 +93,7 @@ export interface PoolCore {
   checkOpen(): void;
   track(job: CallJob): void;
   /** A stream opened (counted among the pool's streams) or settled. */
-  registered(stream: PyStream<unknown>, open: boolean): void;
+  registered(state: StreamState, stream: PyStream<unknown> | undefined, open: boolean): void;
   /** A context closed or a stream settled on `worker`: retire it if that was all that kept it. */
   unpinned(worker: PythonWorker): void;
   nextContextId(): number;
@@ -104,7 +106,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly #options: ResolvedPoolOptions;
   readonly #fleet: Fleet;
   readonly #scheduler: Scheduler<PythonWorker>;
-  readonly #streams = new Set<PyStream<unknown>>();
+  /** Open streams, held weakly: one the program drops is closed when collected. */
+  readonly #streams = new Map<StreamState, WeakRef<PyStream<unknown>>>();
   readonly #core: PoolCore;
   #nextContextId = 1;
   #completed = 0;
@@ -171,7 +174,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         this.#checkOpen();
         this.#scheduler.enqueue(job);
       },
-      registered: (stream, open) => this.#registered(stream, open),
+      registered: (state, stream, open) => this.#registered(state, stream, open),
       unpinned: (worker) => fleet.unpinned(worker),
     };
     this.#core = {
@@ -181,7 +184,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       pickWorkerForContext: () => this.#scheduler.pickForContext()?.worker,
       checkOpen: () => this.#checkOpen(),
       track: (job) => this.#track(job),
-      registered: (stream, open) => this.#registered(stream, open),
+      registered: (state, stream, open) => this.#registered(state, stream, open),
       unpinned: (worker) => fleet.unpinned(worker),
       nextContextId: () => this.#nextContextId++,
       setWorkerInit: (key, value) => fleet.setWorkerInit(key, value),
@@ -300,6 +303,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       completed: this.#completed,
       failed: this.#failed,
       restarts: this.#fleet.restarts,
+      streams: this.#streams.size,
       perWorker: live.map((w) => ({
         workerId: w.id,
         pid: w.pid,
@@ -329,7 +333,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       const finished = await Promise.race([drained, timedOut]);
       clearTimeout(timer);
       if (!finished) return this.#forceClose();
-      for (const stream of this.#streams) stream.abandon();
+      for (const ref of [...this.#streams.values()]) ref.deref()?.abandon();
       await this.#fleet.terminateAll();
     })();
     return this.#closed;
@@ -353,7 +357,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#monitor?.stop();
     const error = new PoolClosedError('The pool was destroyed');
     for (const job of this.#scheduler.takeAll()) failJob(job, error);
-    for (const stream of this.#streams) stream.abandon();
+    for (const ref of [...this.#streams.values()]) ref.deref()?.abandon();
     for (const slot of this.#fleet.slots) for (const job of slot.worker.sent) failJob(job, error);
     await this.#fleet.killAll('pool destroyed');
     this.#notifyIdle();
@@ -374,9 +378,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
   }
 
-  #registered(stream: PyStream<unknown>, open: boolean): void {
-    if (open) this.#streams.add(stream);
-    else this.#streams.delete(stream);
+  #registered(state: StreamState, stream: PyStream<unknown> | undefined, open: boolean): void {
+    if (open && stream) this.#streams.set(state, new WeakRef(stream));
+    else this.#streams.delete(state);
   }
 
   #onBroken(error: WorkerStartError): void {

@@ -16,11 +16,45 @@ import { onAbort } from '../util/abort.js';
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
   submit(job: Job): void | Promise<void>;
-  /** The stream opened (is counted among the pool's streams) or settled. */
-  registered?(stream: PyStream<unknown>, open: boolean): void;
+  /**
+   * The stream opened (is counted among the pool's open streams) or ended. `stream` is held weakly by the host:
+   * a stream the program drops is closed when it is garbage-collected (see `dropped` below).
+   */
+  registered?(state: StreamState, stream: PyStream<unknown> | undefined, open: boolean): void;
   /** The stream no longer holds state on `worker` (which may now be recycled). */
   unpinned?(worker: PythonWorker): void;
 }
+
+/** What a stream holds in a worker: all its finalizer needs, without the stream itself. */
+export interface StreamState {
+  host: StreamHost;
+  /** The worker holding the iterator, once the stream has started there. */
+  worker: PythonWorker | undefined;
+  /** The id of its opening request: the iterator's id in the worker. */
+  sid: number;
+  /** Counted in its worker's `streams` (which keeps the worker from being recycled under it). */
+  pinned: boolean;
+  /** Python dropped the iterator (exhausted, failed, or the worker is gone). */
+  pythonDone: boolean;
+}
+
+/**
+ * Streams the program dropped without closing them: once one is garbage-collected (no step of it running, since a
+ * running step holds it), its iterator is closed in Python and its worker unpinned.
+ */
+const dropped = new FinalizationRegistry<StreamState>((state) => {
+  const { worker, sid } = state;
+  if (!state.pythonDone && worker && worker.state !== 'exited' && sid) {
+    const { frame, flags } = requestStreamClose(sid);
+    worker.send(new CloseJob(frame, flags, () => {}));
+  }
+  if (state.pinned && worker) {
+    state.pinned = false;
+    worker.streams--;
+    state.host.unpinned?.(worker);
+  }
+  state.host.registered?.(state, undefined, false);
+});
 
 interface Waiter<T> {
   resolve(result: IteratorResult<T>): void;
@@ -97,12 +131,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   #head = 0;
   #error: unknown;
   #ended = false; // Python has no more items (or failed)
-  #pythonDone = false; // Python dropped the iterator (exhausted, failed, or the worker is gone)
   #waiter: Waiter<T> | undefined;
-  #worker: PythonWorker | undefined;
-  /** Counted in its worker's `streams` (which keeps the worker from being recycled under it). */
-  #pinned = false;
-  #sid = 0;
+  readonly #state: StreamState;
   #step: StepJob | undefined;
   /** A follow-up step sent while `#step` runs, so that the worker goes on producing without a round trip. */
   #next: StepJob | undefined;
@@ -122,6 +152,33 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     this.#open = () => open(this.#highWaterMark);
     this.#timeout = options.timeout;
     this.#signal = options.signal;
+    this.#state = { host, worker: undefined, sid: 0, pinned: false, pythonDone: false };
+  }
+
+  // The stream's state in its worker lives in #state, which its finalizer keeps (see `dropped`).
+  get #worker(): PythonWorker | undefined {
+    return this.#state.worker;
+  }
+  set #worker(worker: PythonWorker | undefined) {
+    this.#state.worker = worker;
+  }
+  get #sid(): number {
+    return this.#state.sid;
+  }
+  set #sid(sid: number) {
+    this.#state.sid = sid;
+  }
+  get #pinned(): boolean {
+    return this.#state.pinned;
+  }
+  set #pinned(pinned: boolean) {
+    this.#state.pinned = pinned;
+  }
+  get #pythonDone(): boolean {
+    return this.#state.pythonDone;
+  }
+  set #pythonDone(done: boolean) {
+    this.#state.pythonDone = done;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -202,7 +259,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>, parts);
       this.#outstanding = this.#highWaterMark;
       this.#step = job;
-      this.#host.registered?.(this as PyStream<unknown>, true);
+      this.#host.registered?.(this.#state, this as PyStream<unknown>, true);
+      dropped.register(this, this.#state, this);
       this.#host.submit(job)?.catch(failed);
     } catch (error) {
       failed(error);
@@ -344,7 +402,8 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     this.#head = 0;
     if (this.#timer) clearTimeout(this.#timer);
     this.#forgetAbort?.();
-    this.#host.registered?.(this as PyStream<unknown>, false);
+    dropped.unregister(this);
+    this.#host.registered?.(this.#state, this as PyStream<unknown>, false);
   }
 
   /** Stop the stream, close the Python side, and settle a pending next() with `error` (or done). */

@@ -107,6 +107,9 @@ export class PythonWorker {
         PYWORKERS_WORKER_ID: String(id),
       },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      // A process group of its own: processes that user code starts end with the worker (see #endGroup), and a
+      // Ctrl-C in the host's terminal reaches the host only (which interrupts calls itself).
+      detached: process.platform !== 'win32',
       windowsHide: true,
     });
     this.#data = this.#child.stdio[3] as Socket;
@@ -256,7 +259,7 @@ export class PythonWorker {
     if (this.#state !== 'exited') {
       this.#state = 'retiring';
       this.#updateRef();
-      this.#child.kill('SIGKILL');
+      this.#endGroup();
     }
   }
 
@@ -268,7 +271,7 @@ export class PythonWorker {
       this.#updateRef();
       this.#data.end();
       this.#control.end();
-      const timer = after(graceMs, () => this.#child.kill('SIGKILL'));
+      const timer = after(graceMs, () => this.#endGroup());
       void this.exited.then(() => clearTimeout(timer));
     }
     return this.exited;
@@ -376,8 +379,20 @@ export class PythonWorker {
     return why ? new WorkerCrashedError(info, base.message.replace(/(exited with code \S+|was killed by \S+)/, `$1${why}`)) : base;
   }
 
+  /** SIGKILL the worker and every process of its group (what user code started and left running). */
+  #endGroup(): void {
+    const pid = this.#child.pid;
+    try {
+      if (pid && process.platform !== 'win32') process.kill(-pid, 'SIGKILL');
+      else this.#child.kill('SIGKILL');
+    } catch {
+      this.#child.kill('SIGKILL'); // no group (any more): the process alone
+    }
+  }
+
   #onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     if (this.#state === 'exited') return;
+    this.#endGroup(); // what user code started goes with the worker, however it ended
     this.#state = 'exited';
     this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
     const crash = this.#crashError();
