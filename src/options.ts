@@ -47,6 +47,16 @@ export interface PoolOptions {
   /** Sample every worker's memory on an interval: `'memory'` and `'pressure'` events. See {@link MonitorOptions}. */
   monitor?: MonitorOptions | boolean;
   /**
+   * How long in ms a worker may stay stopped (SIGSTOP, a debugger) before it is killed and replaced: its calls
+   * fail or move as after a crash. A worker busy in a long C call is not stopped (it runs). @default 10000
+   */
+  livenessTimeout?: number;
+  /**
+   * Default bound in ms on the whole wait of each call, from the call to its answer (queue and run): past it, a
+   * call that has not started is dropped without running, one that runs is interrupted. `0`: none. @default 0
+   */
+  deadline?: number;
+  /**
    * What typed arrays and `NDArray`s become in Python: `'memoryview'`, a typed `memoryview` of their dtype and
    * shape (standard library only; `numpy.asarray(x)` wraps it without a copy), or `'numpy'`, a `numpy.ndarray`
    * (numpy must be installed for the interpreter: the worker fails to start otherwise). Both are writable.
@@ -73,6 +83,12 @@ export interface CallOptions {
   timeout?: number;
   /** Cancels the call: removed from the queue, or interrupted in Python. */
   signal?: AbortSignal;
+  /**
+   * Bound in ms on the whole wait, from the call to its answer (queue and run): past it a call that has not
+   * started is dropped without running, one that runs is interrupted (`TimeoutError`). Overrides the pool's
+   * `deadline`; `0`: none.
+   */
+  deadline?: number;
 }
 
 /** Options of streams: those of calls, plus flow control. */
@@ -100,6 +116,8 @@ export interface ResolvedPoolOptions {
   recycle: { maxRss: number | undefined; maxCalls: number | undefined; idleTimeout: number | undefined };
   monitor: ResolvedMonitorOptions | undefined;
   arrays: 'memoryview' | 'numpy';
+  livenessTimeout: number;
+  deadline: number;
 }
 
 export const DEFAULTS = {
@@ -113,16 +131,19 @@ export const DEFAULTS = {
   forwardOutput: true,
   highWaterMark: 2048,
   arrays: 'memoryview',
+  livenessTimeout: 10_000,
+  deadline: 0,
 } as const;
 
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
   'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor', 'arrays',
+  'livenessTimeout', 'deadline',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
 export const MIN_MEMORY = 32 * 1024 * 1024;
-const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal']);
+const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal', 'deadline']);
 const STREAM_KEYS = new Set([...CALL_KEYS, 'highWaterMark']);
 
 export function resolvePoolOptions(options: PoolOptions | undefined, where = 'createPool() options'): ResolvedPoolOptions {
@@ -159,6 +180,8 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     recycle: resolveRecycle(o.recycle),
     monitor: resolveMonitorOptions(o.monitor),
     arrays: o.arrays === undefined ? DEFAULTS.arrays : checkOneOf(o.arrays, opt('arrays'), ['memoryview', 'numpy'] as const),
+    livenessTimeout: o.livenessTimeout === undefined ? DEFAULTS.livenessTimeout : checkMilliseconds(o.livenessTimeout, opt('livenessTimeout')),
+    deadline: o.deadline === undefined ? DEFAULTS.deadline : checkMilliseconds(o.deadline, opt('deadline')),
   };
 }
 
@@ -183,12 +206,13 @@ export interface ResolvedCallOptions {
   kwargs: Record<string, unknown> | undefined;
   timeout: number | undefined;
   signal: AbortSignal | undefined;
+  deadline: number | undefined;
   highWaterMark: number;
 }
 
 export function resolveCallOptions(options: CallOptions | StreamOptions | undefined, stream: boolean): ResolvedCallOptions {
   const where = stream ? 'stream options' : 'call options';
-  if (options === undefined) return { kwargs: undefined, timeout: undefined, signal: undefined, highWaterMark: DEFAULTS.highWaterMark };
+  if (options === undefined) return { kwargs: undefined, timeout: undefined, signal: undefined, deadline: undefined, highWaterMark: DEFAULTS.highWaterMark };
   checkObject(options, where);
   checkKnownKeys(options, stream ? STREAM_KEYS : CALL_KEYS, where);
   const o = options as StreamOptions;
@@ -198,6 +222,7 @@ export function resolveCallOptions(options: CallOptions | StreamOptions | undefi
     kwargs: o.kwargs,
     timeout: o.timeout === undefined ? undefined : checkMilliseconds(o.timeout, 'options.timeout'),
     signal: o.signal,
+    deadline: o.deadline === undefined ? undefined : checkMilliseconds(o.deadline, 'options.deadline'),
     highWaterMark: o.highWaterMark === undefined ? DEFAULTS.highWaterMark : checkInteger(o.highWaterMark, 'options.highWaterMark', 1),
   };
 }

@@ -16,6 +16,11 @@ import { alive, pool, rejection, sleep, until } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([promise, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`hung for ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
 function fullGc(): void {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
@@ -212,5 +217,89 @@ describe('streams the program drops', () => {
     const before = p.stats().perWorker[0]!.pid;
     await p.recycle();
     assert.notEqual(p.stats().perWorker.find((w) => w.state === 'ready')!.pid, before);
+  });
+});
+
+describe('memory caps that hold', () => {
+  test('maxMemory holds against an anonymous shared mmap (which RLIMIT_DATA does not count): killed, reason maxMemory', async () => {
+    const p = await pool({ workers: 1, maxMemory: '200MB' });
+    const exits: string[] = [];
+    p.on('workerExit', (e) => exits.push(e.reason));
+    const error = await rejection(p.eval('(lambda m: [m.__setitem__(slice(i, i + 1), b"x") for i in range(0, len(m), 4096)] and __import__("time").sleep(5))(__import__("mmap").mmap(-1, 400 * 2**20))'));
+    assert.ok(error instanceof WorkerCrashedError);
+    assert.match(error.message, /maxMemory/);
+    assert.deepStrictEqual(exits, ['maxMemory']);
+    assert.equal(await p.eval('1'), 1); // replaced
+  });
+
+  test('recycle.maxRss with pipelined calls: a worker over the threshold is retired and the calls sent ahead to it move', async () => {
+    const p = await pool({ workers: 2, recycle: { maxRss: '150MB' } });
+    await p.exec('import os, time\nHOG = []\ndef grow():\n    HOG.append(bytearray(200 * 2**20))\n    time.sleep(0.3)\n    return os.getpid()\ndef pid():\n    return os.getpid()');
+    const recycled: number[] = [];
+    p.on('recycle', (e) => recycled.push(e.workerId));
+    const grower = p.call('__main__', 'grow');
+    await sleep(100); // it is over the threshold now, still running
+    const pids = await Promise.all(Array.from({ length: 20 }, () => p.call('__main__', 'pid')));
+    const hog = await grower;
+    assert.equal(recycled.length, 1);
+    assert.equal(pids.length, 20);
+    assert.ok(!pids.includes(hog), 'calls sent while the worker was over maxRss ran on it');
+    assert.equal(await p.eval('len(HOG)'), 0); // every worker left is fresh
+  });
+});
+
+describe('stopped or deaf workers', () => {
+  test('a worker stopped with SIGSTOP is killed after livenessTimeout; its calls settle, it is replaced', async () => {
+    const p = await pool({ workers: 1, livenessTimeout: 300 });
+    const pid = p.stats().perWorker[0]!.pid!;
+    const sent = Array.from({ length: 3 }, (_, i) => p.eval('i', { i }));
+    process.kill(pid, 'SIGSTOP');
+    const running = p.eval('"after stop"');
+    const settled = await Promise.allSettled([...sent, running]);
+    for (const s of settled) assert.ok(s.status === 'fulfilled' || s.reason instanceof WorkerCrashedError, String((s as PromiseRejectedResult).reason));
+    assert.ok(!alive(pid));
+    assert.equal(await p.eval('2'), 2);
+  });
+
+  test('a worker whose control channel user code closed is replaced; gc() does not hang', async () => {
+    const p = await pool({ workers: 1 });
+    const pid = p.stats().perWorker[0]!.pid!;
+    await p.eval('__import__("os").close(4)').catch(() => {}); // it may be replaced before its answer is read
+    // the next control request finds the channel closed: the worker is replaced, and the request settles
+    const gc = await within(p.gc().then((n) => n, (e: Error) => e), 5000);
+    assert.ok(typeof gc === 'number' || gc instanceof WorkerCrashedError, String(gc));
+    assert.ok(await until(() => !alive(pid), 3000), 'the deaf worker was not replaced');
+    assert.equal(await p.eval('3'), 3);
+  });
+});
+
+describe('deadline', () => {
+  test('a call that waits past its deadline is dropped without running; one that runs is interrupted', async () => {
+    const p = await pool({ workers: 1, setup: 'RAN = []\ndef mark(i):\n    RAN.append(i)\n    return i' });
+    const long = p.eval('__import__("time").sleep(0.5) or "long"');
+    const waiting = p.call('__main__', 'mark', [1], { deadline: 100 });
+    const error = await rejection(waiting);
+    assert.ok(error.code === 'ERR_TIMEOUT' && /deadline/.test(error.message), error.message);
+    assert.equal(await long, 'long');
+    assert.deepStrictEqual(await p.eval('RAN'), []);
+    const running = await rejection(p.eval('__import__("time").sleep(5)', null, { deadline: 200 }));
+    assert.equal(running.code, 'ERR_TIMEOUT');
+    const q = await pool({ workers: 1, deadline: 100 });
+    await assert.rejects(q.eval('__import__("time").sleep(1)'), (e: Error & { code?: string }) => e.code === 'ERR_TIMEOUT');
+    assert.equal(await q.eval('4'), 4);
+  });
+});
+
+describe('work stealing behind pure Python', () => {
+  test('a call waiting behind a spinning loop is taken over by the idle worker long before the loop ends', async () => {
+    const p = await pool({ workers: 2 });
+    await p.exec('import time\ndef spin(s):\n    end = time.time() + s\n    while time.time() < end:\n        pass');
+    const long = p.call('__main__', 'spin', [1]);
+    const quick = p.eval('1');
+    const waiting = p.eval('2'); // sent ahead behind one of them
+    const t0 = Date.now();
+    assert.deepStrictEqual(await Promise.all([quick, waiting]), [1, 2]);
+    assert.ok(Date.now() - t0 < 500, `the waiting call took ${Date.now() - t0} ms`);
+    await long;
   });
 });

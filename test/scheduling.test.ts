@@ -231,6 +231,7 @@ describe('Fleet: recycling', () => {
       joined: () => {},
       left: () => {},
       requeue: () => {},
+      reclaim: () => {},
       broken: () => {},
       closing: () => false,
     };

@@ -33,6 +33,7 @@ FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share i
 FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
 BIG_FRAME = 1 << 16    # frames at least this large are read straight into a buffer of their own
 LATE_FLUSH = 0.002     # what is buffered when user code runs longer than this goes out anyway (SIGALRM)
+SWITCH_INTERVAL = 0.0005  # s: how soon a thread waiting for the GIL gets it from one running Python code
 
 _perf_counter = time.perf_counter
 _marshal_loads = marshal.loads
@@ -439,6 +440,9 @@ def main():
         sys.stdout.reconfigure(line_buffering=True)
     except Exception:
         pass
+    # The control thread must win the GIL from a main thread that spins in Python to take back a call it has not
+    # started (work stealing) or to answer at all: it waits up to a switch interval for it (5 ms by default).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     worker = Worker(main_ns)
     signal.signal(signal.SIGINT, worker.on_sigint)
     signal.signal(signal.SIGALRM, worker.alarm_handler)

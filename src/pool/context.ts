@@ -30,6 +30,7 @@ export class Context {
       ctx: this.id,
       pinned: true,
       defaultTimeout: () => core.options.timeout || undefined,
+      defaultDeadline: () => core.options.deadline || undefined,
       check: () => void this.#usableWorker(),
       track: (job) => core.track(job),
       submit: (job) => this.#usableWorker().send(job),

@@ -22,7 +22,8 @@ function defaultPool(): Promise<Pool> {
 const target: Target = {
   ctx: 0,
   pinned: false,
-  defaultTimeout: () => undefined, // the default options: no timeout
+  defaultTimeout: () => undefined, // the default options: no timeout, no deadline
+  defaultDeadline: () => undefined,
   check: () => {},
   track: (job) => void defaultPool().then((p) => p.core.track(job), () => {}),
   submit: (job) => defaultPool().then((p) => p.core.target.submit(job)),

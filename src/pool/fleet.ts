@@ -16,6 +16,10 @@ import { Slot } from './slot.js';
 export const MAX_START_FAILURES = 3;
 /** RSS is read for `recycle.maxRss` after a call at most this often per worker (ms). */
 export const RSS_CHECK_INTERVAL = 20;
+/** The watchdog reads every worker's memory and state from /proc this often (ms) with maxMemory or maxRss set... */
+export const WATCH_INTERVAL = 100;
+/** ... and this often without (it then only looks for stopped workers). */
+export const WATCH_INTERVAL_IDLE = 500;
 
 /** Why a worker was retired. */
 export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
@@ -51,6 +55,8 @@ export interface FleetHooks {
   joined(slot: WorkerSlot): void;
   /** A job that never started on a worker that exited: run it elsewhere. */
   requeue(job: Job): void;
+  /** A worker was retired: take back the calls sent ahead to it that it has not started. */
+  reclaim(slot: WorkerSlot): void;
   /** A worker of the rotation exited (its jobs requeued). */
   left(): void;
   /** The pool cannot start workers any more. */
@@ -83,6 +89,7 @@ export class Fleet {
   #startFailures = 0;
   #restarts = 0;
   #broken: WorkerStartError | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
   /** The Python version the workers reported. */
   version: string;
 
@@ -342,6 +349,7 @@ export class Fleet {
       worker.retire('recycled');
       this.hooks.recycle({ workerId: worker.id, pid: worker.pid, reason, rss });
       if (worker.load === 0) void worker.terminate();
+      else this.hooks.reclaim(slot); // the calls sent ahead to it run on the others
       this.#ensureSpare();
       this.hooks.joined(replacement);
     };
@@ -353,6 +361,43 @@ export class Fleet {
       slot.replacing = false; // keep the old one serving; a later trigger tries again
       this.#ensureSpare();
     });
+  }
+
+  // ------------------------------------------------------------------ watchdog
+
+  /**
+   * Start reading every worker's memory and state from /proc on an interval: a worker whose own memory (anonymous
+   * and shared, which RLIMIT_DATA misses for shared mappings) passes `maxMemory` is killed (reason 'maxMemory'); one
+   * over `recycle.maxRss` between calls is retired; one stopped (SIGSTOP) for `livenessTimeout` is killed.
+   */
+  startWatch(): void {
+    const { maxMemory, recycle } = this.options;
+    const interval = maxMemory !== undefined || recycle.maxRss !== undefined ? WATCH_INTERVAL : WATCH_INTERVAL_IDLE;
+    this.#watchTimer = setInterval(() => this.#watch(), interval);
+    this.#watchTimer.unref();
+  }
+
+  stopWatch(): void {
+    clearInterval(this.#watchTimer);
+  }
+
+  #watch(): void {
+    const { maxMemory, recycle, livenessTimeout } = this.options;
+    const now = Date.now();
+    for (const slot of [...this.slots]) {
+      const { worker } = slot;
+      if (worker.state === 'exited') continue;
+      const m = worker.rss();
+      if (!m) continue;
+      if (m.stopped) {
+        slot.stoppedSince ??= now;
+        if (now - slot.stoppedSince >= livenessTimeout) worker.kill(`stopped for ${now - slot.stoppedSince} ms (SIGSTOP?)`);
+        continue;
+      }
+      slot.stoppedSince = undefined;
+      if (maxMemory !== undefined && m.own > maxMemory) worker.kill('maxMemory');
+      else if (recycle.maxRss !== undefined && m.rss > recycle.maxRss && worker.state === 'ready' && !slot.replacing) void this.retire(slot, 'maxRss', m.rss);
+    }
   }
 
   /** With recycling configured, keep one worker started ahead. */

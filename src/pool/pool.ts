@@ -148,6 +148,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         if (this.#closing && !this.#closed) failJob(job, new PoolClosedError());
         else this.#scheduler.enqueue(job, true);
       },
+      reclaim: (slot) => this.#scheduler.reclaim(slot),
       broken: (error) => this.#onBroken(error),
       closing,
     }, (job) => this.#track(job));
@@ -168,6 +169,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       ctx: 0,
       pinned: false,
       defaultTimeout: () => options.timeout || undefined,
+      defaultDeadline: () => options.deadline || undefined,
       check: () => this.#checkOpen(),
       track: (job) => this.#track(job),
       submit: (job) => {
@@ -204,6 +206,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       await this.destroy();
       throw error;
     }
+    this.#fleet.startWatch();
     if (this.#options.monitor) {
       const fleet = this.#fleet;
       this.#monitor = new MemoryMonitor(this.#options.monitor, {
@@ -324,6 +327,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.#closed) return this.#closed;
     this.#closing = true;
     clearInterval(this.#idleTimer);
+    this.#fleet.stopWatch();
     this.#monitor?.stop();
     const timeout = options.timeout ?? this.#options.closeTimeout;
     this.#closed = (async () => {
@@ -354,6 +358,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   async #forceClose(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#idleTimer);
+    this.#fleet.stopWatch();
     this.#monitor?.stop();
     const error = new PoolClosedError('The pool was destroyed');
     for (const job of this.#scheduler.takeAll()) failJob(job, error);

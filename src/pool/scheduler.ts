@@ -120,6 +120,31 @@ export class Scheduler<W extends WorkerHandle = WorkerHandle> {
   }
 
   /**
+   * Take back the calls waiting behind the running one on a retired worker (it takes nothing new): the ones it has
+   * not started ('revoke', as for stealing) go back to the queue, ahead of new calls.
+   */
+  reclaim(slot: Slot<W>): void {
+    const { worker } = slot;
+    for (const job of worker.sent.slice(1)) {
+      if (!(job instanceof CallJob) || !job.retryable || job.settled || job.stealing) continue;
+      job.stealing = true;
+      worker.control('revoke', [job.id]).then(
+        (revoked) => {
+          job.stealing = false;
+          if (revoked !== true) return;
+          worker.take(job); // (it may already be off that worker's list: see PythonWorker#onDataFrame)
+          job.worker = undefined;
+          job.id = 0;
+          if (!job.settled) this.enqueue(job, true);
+        },
+        () => {
+          job.stealing = false;
+        },
+      );
+    }
+  }
+
+  /**
    * An idle worker takes over a call that waits behind a running one on another worker (calls are sent ahead to
    * busy workers for throughput; a long call must not hold up the calls behind it while a worker is free). The
    * other worker gives the call back only if it has not started it ('revoke' on its control channel), so a call

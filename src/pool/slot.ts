@@ -36,6 +36,8 @@ export class Slot<W extends WorkerHandle = WorkerHandle> {
   stealing = false;
   /** A later look for a call to take over. */
   stealTimer: NodeJS.Timeout | undefined;
+  /** Since when /proc has shown it stopped (SIGSTOP), if it does. */
+  stoppedSince: number | undefined;
   /** Why it failed to start, when it did. */
   startError: Error | undefined;
   /** Settles when it has started (or failed to). */

@@ -126,6 +126,9 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
   #forgetAbort: (() => void) | undefined;
+  /** ms from the first next() to the end of the stream. */
+  readonly #deadline: number | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   #started = false;
   #items: unknown[] = [];
   #head = 0;
@@ -145,8 +148,9 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   constructor(
     host: StreamHost,
     open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[] },
-    options: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined },
+    options: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined; deadline?: number | undefined },
   ) {
+    this.#deadline = options.deadline;
     this.#host = host;
     this.#highWaterMark = options.highWaterMark;
     this.#open = () => open(this.#highWaterMark);
@@ -250,6 +254,12 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       return;
     }
     if (this.#signal) this.#forgetAbort = onAbort(this.#signal, this.#onAbort);
+    if (this.#deadline) {
+      const deadline = this.#deadline;
+      this.#deadlineTimer = after(deadline, () => {
+        this.#closing ??= this.#shutdown(new TimeoutError(deadline, 'Python stream (deadline)'));
+      });
+    }
     const failed = (error: unknown) => {
       this.#step = undefined;
       this.#fail(error);
@@ -401,6 +411,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     this.#items = [];
     this.#head = 0;
     if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#deadlineTimer);
     this.#forgetAbort?.();
     dropped.unregister(this);
     this.#host.registered?.(this.#state, this as PyStream<unknown>, false);

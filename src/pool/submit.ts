@@ -17,6 +17,8 @@ export interface Target extends StreamHost {
   readonly pinned: boolean;
   /** The call timeout when the call sets none (ms; undefined: none). */
   defaultTimeout(): number | undefined;
+  /** The call deadline when the call sets none (ms; undefined: none). */
+  defaultDeadline(): number | undefined;
   /** Throws when nothing can be sent (a closed pool, a closed or lost context). */
   check(): void;
   /** Count the call's outcome in the pool's stats. */
@@ -28,7 +30,8 @@ function submit(target: Target, build: (o: ResolvedCallOptions) => Request, opti
     target.check();
     const o = resolveCallOptions(options, false);
     const request = build(o);
-    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal }, target.pinned, request.parts);
+    const deadline = o.deadline ?? target.defaultDeadline();
+    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal, deadline: deadline || undefined }, target.pinned, request.parts);
     target.track(job);
     if (!job.settled) {
       const sent = target.submit(job);
@@ -71,6 +74,7 @@ function openStream<T>(target: Target, options: StreamOptions | undefined, check
     highWaterMark: o.highWaterMark,
     timeout: o.timeout ?? target.defaultTimeout(),
     signal: o.signal,
+    deadline: (o.deadline ?? target.defaultDeadline()) || undefined,
   });
 }
 

@@ -10,8 +10,11 @@ import { after } from '../util/timers.js';
 import { onAbort } from '../util/abort.js';
 
 export interface JobOptions {
+  /** ms from when it starts running in Python. */
   timeout: number | undefined;
   signal: AbortSignal | undefined;
+  /** ms from now to the answer, queue and run. */
+  deadline?: number | undefined;
 }
 
 export abstract class Job {
@@ -96,6 +99,7 @@ export class CallJob extends Job {
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
   #forgetAbort: (() => void) | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   /** When set, the job may be re-sent to another worker if its worker dies before it starts. */
   readonly retryable: boolean;
   /** Called once when the job settles (success or failure). */
@@ -110,6 +114,10 @@ export class CallJob extends Job {
       this.#resolve = resolve;
       this.#reject = reject;
     });
+    if (options.deadline) {
+      const deadline = options.deadline;
+      this.#deadlineTimer = after(deadline, () => this.cancel(new TimeoutError(deadline, this.running ? 'Python call (deadline)' : 'Python call waiting for a worker (deadline)')));
+    }
     if (this.#signal) {
       if (this.#signal.aborted) this.fail(new AbortError(this.#signal.reason));
       else this.#forgetAbort = onAbort(this.#signal, this.#onAbort);
@@ -158,6 +166,7 @@ export class CallJob extends Job {
     this.settled = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#forgetAbort?.();
+    clearTimeout(this.#deadlineTimer);
   }
 
   onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PyWorkersError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
+import { PyWorkersError, TimeoutError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, type Job } from './job.js';
 import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
@@ -18,6 +18,10 @@ import { after } from '../util/timers.js';
 const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
 const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
 const STDERR_TAIL = 4096;
+/** A worker whose channel ended and that has not exited this long after (ms) is deaf: it is killed. */
+const DEAF_AFTER = 200;
+/** How long a control request may go unanswered (ms). */
+export const CONTROL_TIMEOUT = 60_000;
 
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
 
@@ -39,6 +43,18 @@ export interface WorkerEvents {
   /** The process exited; `requeue` holds jobs that never started and may run elsewhere. */
   exited(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void;
   output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void;
+}
+
+/** A worker's memory and state, from /proc. */
+export interface ProcessMemory {
+  /** Resident memory (VmRSS). */
+  rss: number;
+  /** Its peak (VmHWM): it never goes down. */
+  peakRss: number;
+  /** Resident anonymous and shared memory (RssAnon + RssShmem): what the process allocated, libraries left out. */
+  own: number;
+  /** Stopped (SIGSTOP) or traced. */
+  stopped: boolean;
 }
 
 export interface ReadyInfo {
@@ -119,7 +135,16 @@ export class PythonWorker {
     const controlReader = new FrameReader(this.#onControlFrame, WORKER_CONTROL_KINDS);
     this.#data.on('data', (chunk: Buffer) => this.#guard(() => dataReader.push(chunk)));
     this.#control.on('data', (chunk: Buffer) => this.#guard(() => controlReader.push(chunk)));
-    for (const socket of [this.#data, this.#control]) socket.on('error', () => {});
+    for (const socket of [this.#data, this.#control]) {
+      socket.on('error', () => {});
+      // User code that closes fd 3 or 4 leaves a worker that cannot answer (a deaf worker): replace it. (A worker
+      // that dies closes them too: it is given a moment to be seen exiting, as a crash.)
+      socket.once('end', () => {
+        after(DEAF_AFTER, () => {
+          if (this.#state === 'ready' || this.#state === 'starting') this.kill(`its ${socket === this.#data ? 'data' : 'control'} channel was closed`);
+        });
+      });
+    }
     this.#child.stdout!.setEncoding('utf8');
     this.#child.stderr!.setEncoding('utf8');
     this.#child.stdout!.on('data', (text: string) => events.output(this, 'stdout', text));
@@ -228,8 +253,11 @@ export class PythonWorker {
     this.#writeControl(writeHeader(frame, kind, flags, job.id));
   }
 
-  /** A request on the control channel, answered even while user code runs. */
-  control(op: string, args: unknown[] = []): Promise<unknown> {
+  /**
+   * A request on the control channel, answered even while user code runs. Rejects with a TimeoutError if no
+   * answer comes within `timeout` ms (the control thread needs the GIL: a long C call holding it delays answers).
+   */
+  control(op: string, args: unknown[] = [], timeout = CONTROL_TIMEOUT): Promise<unknown> {
     if (this.state === 'exited') return Promise.reject(this.#crashError());
     let request: ReturnType<typeof requestControl>;
     try {
@@ -239,7 +267,16 @@ export class PythonWorker {
     }
     const id = this.#nextControlId++;
     return new Promise((resolve, reject) => {
-      this.#controlRequests.set(id, { resolve, reject });
+      const timer = after(timeout, () => {
+        if (!this.#controlRequests.delete(id)) return;
+        this.#updateRef();
+        reject(new TimeoutError(timeout, `control request '${op}' to worker ${this.id}`));
+      });
+      const settle = <T>(fn: (v: T) => void) => (v: T) => {
+        clearTimeout(timer);
+        fn(v);
+      };
+      this.#controlRequests.set(id, { resolve: settle(resolve), reject: settle(reject) });
       this.#updateRef();
       this.#writeControl(writeHeader(request.frame, request.kind, request.flags, id));
     });
@@ -420,12 +457,17 @@ export class PythonWorker {
   }
 
   /** Current and peak resident memory of the process, read from the OS (Linux). */
-  rss(): { rss: number; peakRss: number } | undefined {
+  rss(): ProcessMemory | undefined {
     if (this.state === 'exited' || !this.pid) return undefined;
     try {
       const status = readFileSync(`/proc/${this.pid}/status`, 'latin1');
       const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-      return { rss: field('VmRSS'), peakRss: field('VmHWM') };
+      return {
+        rss: field('VmRSS'),
+        peakRss: field('VmHWM'),
+        own: field('RssAnon') + field('RssShmem'),
+        stopped: /^State:\s+[Tt]/m.test(status),
+      };
     } catch {
       return undefined;
     }
