@@ -305,6 +305,31 @@ pinMain('separate');
   pyw.streamBigHwm = median(big);
 }
 
+// ------------------------------------------------------------------ work stealing
+// A call sent ahead to a worker that runs a long call is taken over by the idle worker: how soon, behind a call
+// that sleeps (the GIL is free) and behind a pure-Python loop (the worker's control thread must win the GIL).
+log('work stealing ...');
+pinMain('free');
+{
+  const behind = async (fn: 'spin_for' | 'nap') => {
+    const t0 = now();
+    const long = pool2.call('benchfns', fn, [0.2]);
+    const other = pool2.call('benchfns', 'echo', [1]); // the other worker
+    const waiting = pool2.call('benchfns', 'echo', [2]); // sent ahead behind one of the two
+    await other;
+    await waiting;
+    const ms = now() - t0;
+    await long;
+    return ms;
+  };
+  for (const fn of ['nap', 'spin_for'] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < (QUICK ? 3 : 15); i++) times.push(await unit(`steal_${fn}`, () => behind(fn)));
+    pyw[`steal_${fn}`] = median(times);
+    raw[`stealMs_${fn}`] = times;
+  }
+}
+
 // ------------------------------------------------------------------ interrupts
 log('interrupts ...');
 {
@@ -535,6 +560,11 @@ const add = (row: Row) => (rows.push(row), row);
   const streamVsCalls = (pyw.stream as number) / (pyw.tput1 as number);
   r.targets.push({ text: `≥ 10× calls/s (is ${streamVsCalls.toFixed(1)}×)`, met: streamVsCalls >= 10 });
   const nope = Object.fromEntries(PEERS.map((n) => [n, n === 'python-shell' ? 'only by killing' : NOT_SUPPORTED]));
+  for (const [fn, what] of [['nap', '`time.sleep`'], ['spin_for', 'a pure-Python loop']] as const) {
+    r = add(makeRow(`steal_${fn}`, `work stealing: a call sent ahead behind ${what}`, 'ms', 'lower', { pyworkers: pyw[`steal_${fn}`] },
+      `2 workers; one runs a 200 ms call of ${what}, a call sent ahead behind it is taken back by the idle worker (which asks once the long call has run 2 ms): time from the calls to that call's answer. Without stealing it would answer after 200 ms.`));
+    target(r, '≤ 10 ms', (x) => (typeof x.values.pyworkers === 'number' ? x.values.pyworkers <= 10 : undefined));
+  }
   add(makeRow('interruptReject', 'interrupt: deadline → rejection', 'ms', 'lower', { pyworkers: pyw.interruptReject, ...nope }, 'a busy Python loop called with `timeout: 50`; time from the deadline.'));
   add(makeRow('interruptAnswer', 'interrupt: deadline → worker answers again', 'ms', 'lower', { pyworkers: pyw.interruptAnswer, ...nope }, 'the next call after the interrupted one, same worker (no restart).'));
   add(makeRow('respawn', 'respawn: SIGKILL → replacement answers', 'ms', 'lower', { pyworkers: pyw.respawn }, 'the worker killed with SIGKILL; time until a call on the replacement has answered.'));

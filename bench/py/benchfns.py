@@ -82,3 +82,16 @@ def make_dict(n):
 def spin():
     while True:
         pass
+
+
+def spin_for(seconds):
+    """A pure-Python loop: the main thread holds the GIL but for the interpreter's switch interval."""
+    import time
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def nap(seconds):
+    import time
+    time.sleep(seconds)
