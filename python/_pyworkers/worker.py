@@ -427,6 +427,10 @@ async def _await(awaitable):
 
 
 def main():
+    try:
+        os.setpgid(0, 0)  # a process group of its own: what user code starts ends with it (protocol.host_gone)
+    except OSError:
+        pass
     main_ns = sys.modules['__main__'].__dict__
     for name in ('sys', '_pyworkers'):
         main_ns.pop(name, None)
