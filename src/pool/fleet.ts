@@ -15,11 +15,11 @@ import { Slot } from './slot.js';
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
 export const MAX_START_FAILURES = 3;
 /** RSS is read for `recycle.maxRss` after a call at most this often per worker (ms). */
-export const RSS_CHECK_INTERVAL = 20;
+const RSS_CHECK_INTERVAL = 20;
 /** The watchdog reads every worker's memory and state from /proc this often (ms) with maxMemory or maxRss set... */
-export const WATCH_INTERVAL = 100;
+const WATCH_INTERVAL = 100;
 /** ... and this often without (it then only looks for stopped workers). */
-export const WATCH_INTERVAL_IDLE = 500;
+const WATCH_INTERVAL_IDLE = 500;
 
 /** Why a worker was retired. */
 export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';

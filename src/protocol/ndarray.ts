@@ -73,7 +73,7 @@ const FROM_CTOR = new Map<unknown, DType>([
   [Float64Array, 'float64'],
 ]);
 
-export const NATIVE_ORDER: '<' | '>' = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? '<' : '>';
+const NATIVE_ORDER: '<' | '>' = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? '<' : '>';
 
 /** The dtype of a TypedArray (by its class), or undefined. */
 export function dtypeOfTypedArray(data: ArrayBufferView): DType | undefined {

@@ -21,7 +21,7 @@ const STDERR_TAIL = 4096;
 /** A worker whose channel ended and that has not exited this long after (ms) is deaf: it is killed. */
 const DEAF_AFTER = 200;
 /** How long a control request may go unanswered (ms). */
-export const CONTROL_TIMEOUT = 60_000;
+const CONTROL_TIMEOUT = 60_000;
 
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
 
