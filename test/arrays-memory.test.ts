@@ -34,7 +34,8 @@ test('a 100 MiB array round trip holds at most two copies of the payload on eith
   assert.equal(back.data[data.length - 512], data.length - 512);
   const hostExtra = hostPeak - hostBefore;
   const workerExtra = workerPeak - workerBefore;
-  // The host holds the caller's array (counted before) and the result; the worker one buffer, sent back as is.
-  assert.ok(hostExtra <= 1.25 * PAYLOAD, `host peak grew by ${(hostExtra / MiB).toFixed(0)} MiB for a ${PAYLOAD / MiB} MiB payload`);
-  assert.ok(workerExtra <= 1.25 * PAYLOAD, `worker peak grew by ${(workerExtra / MiB).toFixed(0)} MiB for a ${PAYLOAD / MiB} MiB payload`);
+  // The host holds the caller's array (counted before) and the result (plus Node's read chunks the allocator has
+  // not handed back yet: 10-20 % here); the worker one buffer, sent back as is. A copy more would be 2x.
+  assert.ok(hostExtra <= 1.4 * PAYLOAD, `host peak grew by ${(hostExtra / MiB).toFixed(0)} MiB for a ${PAYLOAD / MiB} MiB payload`);
+  assert.ok(workerExtra <= 1.4 * PAYLOAD, `worker peak grew by ${(workerExtra / MiB).toFixed(0)} MiB for a ${PAYLOAD / MiB} MiB payload`);
 });
