@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
 import { checkBoolean, checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkOneOf, checkString, checkStringArray } from './validate.js';
 import { parseSize } from './util/size.js';
@@ -11,15 +12,15 @@ export interface PoolOptions {
    * @default Math.min(4, os.availableParallelism())
    */
   workers?: number;
-  /** Python interpreter to run (a path or a command on PATH). Else env `PYWORKERS_PYTHON`, else `venv`, else `python3`. */
+  /** Python interpreter to run (a path or a command on PATH). Else `venv`'s, else env `PYWORKERS_PYTHON`, else `python3`. */
   python?: string;
-  /** A virtual environment whose `bin/python` to run. */
+  /** A virtual environment whose `bin/python` to run (relative to `cwd`). Not together with `python`. */
   venv?: string;
   /** Working directory of the workers. @default process.cwd() */
   cwd?: string;
   /** Environment variables added to (or, when `undefined`, removed from) `process.env` for the workers. */
   env?: Record<string, string | undefined>;
-  /** Extra `sys.path` entries, put first. */
+  /** Extra `sys.path` entries, put first (relative ones are resolved against `cwd`). */
   pythonPath?: string[];
   /** Python code run in `__main__` of every worker when it starts, before any call. */
   setup?: string | string[];
@@ -159,15 +160,19 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
       else env[k] = v;
     }
   }
+  if (o.python !== undefined && o.venv !== undefined) {
+    throw new ArgumentError('options.python and options.venv both name an interpreter: give one of them');
+  }
+  const cwd = o.cwd === undefined ? process.cwd() : path.resolve(checkString(o.cwd, opt('cwd')));
   let setup: string[] = [];
   if (o.setup !== undefined) setup = typeof o.setup === 'string' ? [o.setup] : checkStringArray(o.setup, opt('setup'));
   return {
     workers: o.workers === undefined ? DEFAULTS.workers : checkInteger(o.workers, opt('workers'), 1),
     python: o.python === undefined ? undefined : checkString(o.python, opt('python')),
     venv: o.venv === undefined ? undefined : checkString(o.venv, opt('venv')),
-    cwd: o.cwd === undefined ? process.cwd() : checkString(o.cwd, opt('cwd')),
+    cwd,
     env,
-    pythonPath: o.pythonPath === undefined ? [] : checkStringArray(o.pythonPath, opt('pythonPath')),
+    pythonPath: o.pythonPath === undefined ? [] : checkStringArray(o.pythonPath, opt('pythonPath')).map((entry) => path.resolve(cwd, entry)),
     setup,
     timeout: o.timeout === undefined ? DEFAULTS.timeout : checkMilliseconds(o.timeout, opt('timeout')),
     forceKillAfter: o.forceKillAfter === undefined ? DEFAULTS.forceKillAfter : checkMilliseconds(o.forceKillAfter, opt('forceKillAfter')),

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PythonNotFoundError } from './errors.js';
 
@@ -22,13 +23,17 @@ export interface PythonChoice {
 const PROBE = 'import sys; print(sys.executable); print("%d.%d.%d" % sys.version_info[:3])';
 const cache = new Map<string, Promise<PythonInfo>>();
 
-/** The interpreter named by the options: `python`, else `PYWORKERS_PYTHON`, else `venv`'s, else `python3`. */
+/** The interpreter named by the options: `python` or `venv`'s (an explicit option), else `PYWORKERS_PYTHON`, else `python3`. */
 export function pythonCommand(choice: PythonChoice): string {
   if (choice.python) return choice.python;
+  if (choice.venv) return venvPython(choice.venv, choice.cwd);
   const fromEnv = choice.env.PYWORKERS_PYTHON ?? process.env.PYWORKERS_PYTHON;
   if (fromEnv) return fromEnv;
-  if (choice.venv) return path.join(path.resolve(choice.cwd ?? '.', choice.venv), process.platform === 'win32' ? 'Scripts/python.exe' : 'bin/python');
   return 'python3';
+}
+
+function venvPython(venv: string, cwd: string | undefined): string {
+  return path.join(path.resolve(cwd ?? '.', venv), process.platform === 'win32' ? 'Scripts/python.exe' : 'bin/python');
 }
 
 /**
@@ -37,6 +42,9 @@ export function pythonCommand(choice: PythonChoice): string {
  */
 export function resolvePython(choice: PythonChoice): Promise<PythonInfo> {
   const command = pythonCommand(choice);
+  if (!choice.python && choice.venv && !existsSync(command)) {
+    return Promise.reject(new PythonNotFoundError(`options.venv: there is no virtual environment at '${path.resolve(choice.cwd ?? '.', choice.venv)}' (no ${path.relative(path.resolve(choice.cwd ?? '.', choice.venv), command)} in it)`));
+  }
   const key = JSON.stringify([command, choice.cwd ?? '', choice.env.PATH ?? '', choice.env.PYENV_VERSION ?? '']);
   let found = cache.get(key);
   if (!found) {

@@ -465,20 +465,36 @@ describe('options', () => {
     assert.equal(runs(), 1, 'the shim ran once (the probe); workers were spawned from the real executable');
   });
 
-  test('python beats PYWORKERS_PYTHON, which beats venv, which beats python3 on PATH', async () => {
+  test('an explicit python or venv beats PYWORKERS_PYTHON, which beats python3 on PATH; python and venv together are refused', async () => {
     const dir = tmpDir();
     const fromOption = shim(dir, 'from-option');
     const fromEnv = shim(dir, 'from-env');
     execFileSync(PYTHON3, ['-m', 'venv', '--without-pip', path.join(dir, 'venv')]);
     const venv = path.join(dir, 'venv');
 
-    await pool({ python: fromOption.file, env: { PYWORKERS_PYTHON: fromEnv.file }, venv });
+    await pool({ python: fromOption.file, env: { PYWORKERS_PYTHON: fromEnv.file } });
     assert.equal(fromOption.runs(), 1);
     assert.equal(fromEnv.runs(), 0);
 
     const p = await pool({ env: { PYWORKERS_PYTHON: fromEnv.file }, venv });
+    assert.equal(fromEnv.runs(), 0);
+    assert.equal(await p.eval('__import__("sys").prefix'), fs.realpathSync(venv), 'the venv, not PYWORKERS_PYTHON');
+
+    await pool({ env: { PYWORKERS_PYTHON: fromEnv.file } });
     assert.equal(fromEnv.runs(), 1);
-    assert.equal(await p.eval('__import__("sys").prefix'), await p.eval('__import__("sys").base_prefix'), 'not the venv');
+
+    await assert.rejects(createPool({ python: fromOption.file, venv }), (e: Error) => e instanceof ArgumentError && /options\.python and options\.venv/.test(e.message));
+  });
+
+  test('a venv that does not exist says so; relative pythonPath entries are resolved against cwd', async () => {
+    const dir = tmpDir();
+    const error = await rejection(createPool({ venv: path.join(dir, 'nope'), env: { PYWORKERS_PYTHON: '/never/used' } }));
+    assert.ok(error instanceof PythonNotFoundError);
+    assert.match(error.message, /options\.venv: there is no virtual environment at '.*nope'/);
+    fs.mkdirSync(path.join(dir, 'pkg'));
+    fs.writeFileSync(path.join(dir, 'pkg', 'where.py'), 'import os\nFILE = __file__\n');
+    const p = await pool({ cwd: dir, pythonPath: ['./pkg'] });
+    assert.equal(await p.eval('__import__("where").FILE'), path.join(dir, 'pkg', 'where.py'));
   });
 
   test('without python, PYWORKERS_PYTHON or venv: python3 on PATH', async () => {
@@ -495,7 +511,6 @@ describe('options', () => {
     const venv = path.join(dir, 'venv');
     execFileSync(PYTHON3, ['-m', 'venv', '--without-pip', venv]);
     const p = await pool({ venv, env: { PYWORKERS_PYTHON: undefined } });
-    if (process.env.PYWORKERS_PYTHON) return; // the environment variable wins over venv (tested above)
     assert.equal(await p.eval('__import__("sys").prefix'), fs.realpathSync(venv));
     assert.equal(p.executable, path.join(venv, 'bin', 'python'));
     assert.equal(await p.eval('__import__("sys").executable'), path.join(venv, 'bin', 'python'));
@@ -504,7 +519,6 @@ describe('options', () => {
   test('a missing interpreter: ERR_PYTHON_NOT_FOUND', async () => {
     for (const options of [{ python: '/nonexistent/python3' }, { python: 'no-such-python-command-xyz' }, { venv: '/nonexistent/venv' }]) {
       const error = await rejection(createPool({ ...options, env: { PYWORKERS_PYTHON: undefined } }));
-      if ('venv' in options && process.env.PYWORKERS_PYTHON) continue;
       assert.ok(error instanceof PythonNotFoundError, String(error));
       assert.ok(error instanceof PyWorkersError);
       assert.equal(error.code, 'ERR_PYTHON_NOT_FOUND');
