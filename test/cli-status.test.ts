@@ -7,6 +7,12 @@ import { mock, test } from 'node:test';
 import { StatusLine, statusText, type StatusFigures } from '../src/cli/status.js';
 import { Passthrough } from '../src/cli/passthrough.js';
 
+// mock.timers is experimental on Node 20: it says so once per run, which is noise in the test output.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  if (!String(warning).includes('MockTimers')) (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 const MiB = 1024 * 1024;
 const figures: StatusFigures = { elapsedMs: 12_345, rss: 45 * MiB, traced: 30 * MiB, tracedPeak: 31 * MiB, collections: [120, 11, 1] };
 
