@@ -237,6 +237,15 @@ describe('pyworkers run', { concurrency: 3 }, () => {
     assert.match(r.stdout, /gc\.garbage: \d+ objects — 100 × Session/);
   });
 
+  test('--json - keeps stdout one JSON document: what the script prints goes to stderr', async () => {
+    const r = await cli(['run', '--json', '-', script('prints.py', 'print("hello from the script")\nimport sys\nprint("to stderr", file=sys.stderr)\n')]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { exit: unknown };
+    assert.ok(report && typeof report === 'object');
+    assert.match(r.stderr, /hello from the script/);
+    assert.match(r.stderr, /to stderr/);
+  });
+
   test('--json - writes the JSON report to stdout instead of the text', async () => {
     const r = await cli(['run', '--json', '-', script('quiet.py', 'x = [0] * 1000\n')]);
     assert.equal(r.code, 0, r.stderr);

@@ -167,7 +167,8 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
         }
       : undefined,
   );
-  const out = new Passthrough(io.stdout, marker, () => status.clear(), (t) => status.wrote(t));
+  // With the JSON report on stdout, the script's own stdout goes to stderr: stdout stays one JSON document.
+  const out = new Passthrough(s.json === '-' ? io.stderr : io.stdout, marker, () => status.clear(), (t) => status.wrote(t));
   const err = new Passthrough(io.stderr, marker, () => status.clear(), (t) => status.wrote(t));
   pool.on('stdout', (e) => out.push(e.text));
   pool.on('stderr', (e) => err.push(e.text));
