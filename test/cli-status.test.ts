@@ -55,6 +55,26 @@ test('on a terminal: redrawn in place a few times a second, cleared before the s
   }
 });
 
+test('on a terminal with NO_COLOR: the line is drawn without colours or styles', () => {
+  mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+  const saved = process.env.NO_COLOR;
+  process.env.NO_COLOR = '1';
+  try {
+    const { writes, stream } = sink(true);
+    const line = new StatusLine(stream, 'tty', () => figures);
+    line.start();
+    mock.timers.tick(250);
+    assert.ok(writes.length >= 1);
+    // eslint-disable-next-line no-control-regex
+    for (const w of writes) assert.match(w, /^\r\x1b\[2Kpyworkers ▸ 12\.3s[^\x1b]*$/);
+    line.stop();
+  } finally {
+    if (saved === undefined) delete process.env.NO_COLOR;
+    else process.env.NO_COLOR = saved;
+    mock.timers.reset();
+  }
+});
+
 test('not on a terminal: a plain line every 5 seconds; --quiet: nothing', () => {
   mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
   try {

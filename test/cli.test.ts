@@ -237,6 +237,16 @@ describe('pyworkers run', { concurrency: 3 }, () => {
     assert.match(r.stdout, /gc\.garbage: \d+ objects — 100 × Session/);
   });
 
+  test('no command: one hint, exit 2; help and errors name no file a package user lacks', async () => {
+    const r = await cli([]);
+    assert.equal(r.code, 2);
+    assert.equal((r.stderr.match(/pyworkers --help/g) ?? []).length, 1, r.stderr);
+    for (const args of [['--help'], ['run', '--help'], ['leaks', '--help'], ['eval', '--help']]) {
+      const help = await cli(args);
+      assert.doesNotMatch(help.stdout, /examples\/|docs\/cli\.md/, args.join(' '));
+    }
+  });
+
   test('--json - keeps stdout one JSON document: what the script prints goes to stderr', async () => {
     const r = await cli(['run', '--json', '-', script('prints.py', 'print("hello from the script")\nimport sys\nprint("to stderr", file=sys.stderr)\n')]);
     assert.equal(r.code, 0, r.stderr);

@@ -26,11 +26,11 @@ Options:
   -v, --version             show the version
 
 Examples:
-  pyworkers run examples/scripts/leaky.py --top 5 --report report.html
+  pyworkers run app.py --top 5 --report report.html
   pyworkers eval 'sum(range(10**6))'
-  pyworkers leaks examples/scripts/leaky.py:handle_request --iterations 50
+  pyworkers leaks app.py:handle_request --iterations 50
 
-Documentation: docs/cli.md`;
+Documentation: the README of the pyworkers package (https://www.npmjs.com/package/pyworkers)`;
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   run: runCommand,
@@ -41,7 +41,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
 export async function main(argv: string[], io: Io): Promise<number> {
   const [first, ...rest] = argv;
   try {
-    if (first === undefined) throw new UsageError("missing command: run, eval or leaks (see 'pyworkers --help')");
+    if (first === undefined) throw new UsageError('missing command: run, eval or leaks');
     if (first === '-h' || first === '--help' || first === 'help') {
       if (first === 'help' && rest[0] && COMMANDS[rest[0]]) return await COMMANDS[rest[0]]!(['--help'], io);
       io.stdout.write(`${HELP}\n`);

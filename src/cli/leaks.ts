@@ -46,7 +46,7 @@ Exit code: 0 (with --check: 1 when memory grows steadily); 1 when the function
 raises; 2 for bad arguments.
 
 Examples:
-  pyworkers leaks examples/scripts/leaky.py:handle_request --iterations 50
+  pyworkers leaks app.py:handle_request --iterations 50
   pyworkers leaks mypkg.handlers:parse --args '["sample.json"]' --report leaks.html`;
 
 interface Target {

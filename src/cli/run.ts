@@ -54,7 +54,7 @@ The exit code is the script's (1 for an uncaught exception); 124 after
 2 for bad arguments.
 
 Examples:
-  pyworkers run examples/scripts/leaky.py --top 5 --report report.html
+  pyworkers run app.py --top 5 --report report.html
   pyworkers run --max-memory 256MB --timeout 60 etl.py -- --input data.csv`;
 
 const STACK_LIMIT = 300;

@@ -3,6 +3,7 @@
  * plain line every few seconds; or nothing (`--quiet`).
  */
 import { bytes, seconds } from './format.js';
+import { paintFor } from './text-report.js';
 
 export type StatusMode = 'tty' | 'plain' | 'off';
 
@@ -101,7 +102,7 @@ export class StatusLine {
     if (!this.#atLineStart) return; // never draw over a line the script has not finished
     const width = Math.max(20, (this.#stream.columns || 80) - 1);
     const line = `pyworkers ▸ ${text}`;
-    this.#stream.write(`\r\x1b[2K\x1b[2m${line.length > width ? line.slice(0, width) : line}\x1b[22m`);
+    this.#stream.write(`\r\x1b[2K${paintFor(this.#stream).dim(line.length > width ? line.slice(0, width) : line)}`);
     this.#shown = true;
   }
 }
