@@ -237,6 +237,16 @@ describe('pyworkers run', { concurrency: 3 }, () => {
     assert.match(r.stdout, /gc\.garbage: \d+ objects — 100 × Session/);
   });
 
+  test('papercuts: -n5 is -n 5; a directory as script; a missing function is a usage error', async () => {
+    const leaky = path.join(SCRIPTS, 'leaky.py');
+    const missing = await cli(['leaks', `${leaky}:no_such_function`, '-n5']);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /has no attribute 'no_such_function'/);
+    const dir = await cli(['run', SCRIPTS]);
+    assert.equal(dir.code, 2);
+    assert.match(dir.stderr, /it is a directory, not a Python file/);
+  });
+
   test('no command: one hint, exit 2; help and errors name no file a package user lacks', async () => {
     const r = await cli([]);
     assert.equal(r.code, 2);

@@ -37,6 +37,24 @@ def _runner(workload, namespace):
     return lambda: fn(*args, **kwargs)
 
 
+def check_target(module, name):
+    """Why `module:name` cannot be the workload (the `pyworkers leaks` command asks first), or None."""
+    import importlib
+    try:
+        obj = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module and not module.startswith((e.name or '') + '.'):
+            raise  # the module exists: something it imports is missing (a real error of the module)
+        return 'no module named %r' % module
+    for part in name.split('.'):
+        if not hasattr(obj, part):
+            return 'module %r has no attribute %r' % (module, name)
+        obj = getattr(obj, part)
+    if not callable(obj):
+        return '%s:%s is not a function (it is a %s)' % (module, name, type(obj).__name__)
+    return None
+
+
 def _snapshot():
     gc.collect()
     return without_runtime(tracemalloc.take_snapshot())

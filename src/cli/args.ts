@@ -70,7 +70,9 @@ export function parseArgs(argv: string[], specs: OptionSpec[], mode: ParseMode, 
     }
     if (arg.startsWith('-') && arg !== '-') {
       const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-      const name = eq > 0 ? arg.slice(0, eq) : arg;
+      // `-n5`: a short option with its value attached
+      const attached = !arg.startsWith('--') && arg.length > 2 ? arg.slice(2) : undefined;
+      const name = eq > 0 ? arg.slice(0, eq) : attached !== undefined ? arg.slice(0, 2) : arg;
       const spec = optionFor(specs, name);
       // After the script, its own options pass through, and so does `--help` (it is the script's question).
       if (inScript() && (!spec || spec.name === 'help')) {
@@ -79,12 +81,13 @@ export function parseArgs(argv: string[], specs: OptionSpec[], mode: ParseMode, 
       }
       if (!spec) throw new UsageError(`unknown option '${name}'`, command);
       if (spec.kind === 'flag') {
-        if (eq > 0) throw new UsageError(`option '--${spec.name}' takes no value`, command);
+        if (eq > 0 || attached !== undefined) throw new UsageError(`option '${name}' takes no value`, command);
         options.set(spec.name, true);
         continue;
       }
       let raw: string | undefined;
       if (eq > 0) raw = arg.slice(eq + 1);
+      else if (attached !== undefined) raw = attached;
       else {
         raw = argv[++i];
         if (raw === undefined) throw new UsageError(`option '${name}' needs a value (${spec.value ?? spec.kind})`, command);

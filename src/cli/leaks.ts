@@ -109,6 +109,8 @@ export async function leaksCommand(argv: string[], io: Io): Promise<number> {
   try {
     let report: LeakReport;
     try {
+      const why = (await pool.call('_pyworkers.leaks', 'check_target', [target.module, target.fn])) as string | null;
+      if (why) throw new UsageError(`cannot test '${target.label}': ${why}`, 'leaks');
       report = await pool.findLeaks({ module: target.module, fn: target.fn, args }, { ...settings, limit: top, timeout: options.get('timeout') as number | undefined });
     } catch (error) {
       const e = error as { code?: string; traceback?: string; message: string };

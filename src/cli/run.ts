@@ -86,7 +86,10 @@ function settingsFrom(argv: string[]): RunSettings | 'help' {
   const script = positionals[0];
   if (!script) throw new UsageError('missing the script to run: pyworkers run script.py [args...]', 'run');
   const scriptPath = path.resolve(script);
-  if (!existsSync(scriptPath) || !statSync(scriptPath).isFile()) throw new UsageError(`can't open file '${script}': no such file`, 'run');
+  if (!existsSync(scriptPath)) throw new UsageError(`can't open file '${script}': no such file`, 'run');
+  const kind = statSync(scriptPath);
+  if (kind.isDirectory()) throw new UsageError(`can't run '${script}': it is a directory, not a Python file`, 'run');
+  if (!kind.isFile()) throw new UsageError(`can't open file '${script}': not a regular file`, 'run');
   const tracing = !options.get('no-trace');
   if (!tracing && options.has('frames')) throw new UsageError("options '--frames' and '--no-trace' contradict each other", 'run');
   for (const key of ['json', 'report'] as const) {

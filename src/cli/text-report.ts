@@ -66,7 +66,7 @@ export function textReport(r: RunReport, p: Paint = plain, width = 100): string 
   out.push(table(facts.map(([k, v]) => [k!, v!]), ['left', 'left']));
 
   if (r.settings.tracing) {
-    rule(`Top ${r.top.length || ''} allocation sites, by line`.replace('  ', ' '));
+    rule(r.top.length === 1 ? 'Top allocation site, by line' : `Top ${r.top.length || ''} allocation sites, by line`.replace('  ', ' '));
     if (r.top.length === 0) out.push(p.dim('  (no allocations left to show)'));
     else {
       out.push(p.dim('  what was still allocated when the script ended'));
