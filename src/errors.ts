@@ -90,8 +90,11 @@ export class PythonError extends PyWorkersError {
   /** The id of the worker that raised it. */
   readonly workerId: number | undefined;
 
-  constructor(info: PythonErrorInfo, workerId?: number) {
-    super('ERR_PYTHON', info.message ? `${info.type}: ${info.message}` : info.type);
+  /**
+   * @param options.cause the exception it was raised from (`raise ... from`) or while handling: a PythonError too.
+   */
+  constructor(info: PythonErrorInfo, workerId?: number, options?: { cause?: unknown }) {
+    super('ERR_PYTHON', info.message ? `${info.type}: ${info.message}` : info.type, options);
     this.type = info.type;
     this.pythonModule = info.module;
     this.pythonMessage = info.message;

@@ -595,6 +595,37 @@ describe('options', () => {
 });
 
 describe('errors', () => {
+  test("a PythonError's stack leads to the caller's await, not into pyworkers", async () => {
+    const p = await pool();
+    async function callerOfPyworkers() {
+      await p.eval('1 / 0');
+    }
+    const error = (await rejection(callerOfPyworkers())) as PythonError;
+    assert.match(error.stack!, /^PythonError: ZeroDivisionError: division by zero/);
+    assert.match(error.stack!, /at async callerOfPyworkers/);
+    assert.doesNotMatch(error.stack!, /[\\/](worker|job|replies)\.[jt]s/);
+    const fromExec = (await rejection((async function execCaller() {
+      await p.exec('raise KeyError("x")');
+    })())) as PythonError;
+    assert.match(fromExec.stack!, /at async execCaller/);
+  });
+
+  test('a chained Python exception: its causes are PythonErrors with type, message and traceback', async () => {
+    const p = await pool();
+    await p.exec('def f():\n    try:\n        {}["k"]\n    except KeyError as e:\n        raise ValueError("bad") from e\n' +
+      'def g():\n    try:\n        1 / 0\n    except ZeroDivisionError:\n        raise RuntimeError("while handling")\n' +
+      'def h():\n    try:\n        1 / 0\n    except ZeroDivisionError:\n        raise RuntimeError("no context") from None');
+    const from = (await rejection(p.call('__main__', 'f'))) as PythonError;
+    assert.equal(from.type, 'ValueError');
+    assert.ok(from.cause instanceof PythonError);
+    assert.deepStrictEqual([(from.cause as PythonError).type, (from.cause as PythonError).pythonMessage], ['KeyError', "'k'"]);
+    assert.match((from.cause as PythonError).traceback, /KeyError/);
+    const during = (await rejection(p.call('__main__', 'g'))) as PythonError;
+    assert.equal((during.cause as PythonError).type, 'ZeroDivisionError');
+    assert.equal(((await rejection(p.call('__main__', 'h'))) as PythonError).cause, undefined);
+    assert.equal(((await rejection(p.eval('1 / 0'))) as PythonError).cause, undefined);
+  });
+
   test('a Python exception is a PythonError with type, message and traceback', async () => {
     const p = await pool();
     const error = await rejection(p.eval('1 / 0'));

@@ -377,6 +377,9 @@ describe('refused with a ConversionError', () => {
     await assert.rejects(p.eval('__import__("math")'), conversionError(/module/));
     await assert.rejects(p.eval('[1, {"k": Foo()}]'), conversionError(/Foo.*result\[1\]\['k'\]/s));
     await assert.rejects(p.call('builtins', 'object'), conversionError(/object/));
+    // the message names the type once
+    const error = (await p.eval('Foo()').catch((e: Error) => e)) as Error;
+    assert.equal(error.message.split("'__main__.Foo'").length - 1, 1, error.message);
     await healthy(p, pid);
   });
 

@@ -57,9 +57,35 @@ def format_traceback(exc):
         return ''
 
 
+CHAIN_MAX = 10  # chained exceptions reported with an error, at most
+
+
+def _chain(exc):
+    """The exceptions `exc` was raised from (`raise ... from`) or during the handling of, outermost first, each as
+    (type, module, message, its own traceback)."""
+    import traceback
+    out = []
+    seen = {id(exc)}
+    while len(out) < CHAIN_MAX:
+        exc = exc.__cause__ if exc.__cause__ is not None else (None if exc.__suppress_context__ else exc.__context__)
+        if exc is None or id(exc) in seen:
+            break
+        seen.add(id(exc))
+        name, module = _type_info(exc)
+        try:
+            text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__, chain=False))
+        except BaseException:
+            text = ''
+        out.append((name, module, _message(exc), text))
+    return out
+
+
 def python_error(exc, kind='python'):
     name, module = _type_info(exc)
-    return error_payload(kind, name, module, _message(exc), format_traceback(exc))
+    chain = _chain(exc)
+    if not chain:
+        return error_payload(kind, name, module, _message(exc), format_traceback(exc))
+    return marshal.dumps((kind, name, module, _message(exc), format_traceback(exc), chain), MARSHAL_VERSION)
 
 
 def interrupted_error(exc=None):

@@ -19,7 +19,7 @@ import { Context } from './context.js';
 import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
 import { failJob, Scheduler } from './scheduler.js';
 import type { PyStream, StreamState } from './stream.js';
-import { streamCall, streamEval, submitCall, submitEval, type Target } from './submit.js';
+import { streamCall, streamEval, submitCall, submitEval, withCallerStack, type Target } from './submit.js';
 import { after, every } from '../util/timers.js';
 
 export type { RecycleEvent, RecycleReason, WorkerExitEvent };
@@ -249,7 +249,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#checkOpen();
     const o = resolveCallOptions(options, false);
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
-    await this.#fleet.exec(checkCode(code), { timeout: o.timeout, signal: o.signal });
+    await this.#fleet.exec(checkCode(code), { timeout: o.timeout, signal: o.signal }).catch(withCallerStack);
   }
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */

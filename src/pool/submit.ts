@@ -2,7 +2,7 @@
  * The one path from a call (or stream) to a job: argument checks, the request, the job with its timeout and
  * signal, and where it goes. Pool, Context and the default pool `py` each give it a Target.
  */
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, PyWorkersError } from '../errors.js';
 import { resolveCallOptions, type CallOptions, type ResolvedCallOptions, type StreamOptions } from '../options.js';
 import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
@@ -25,6 +25,16 @@ export interface Target extends StreamHost {
   track(job: CallJob): void;
 }
 
+/**
+ * Give an error that reaches the caller the caller's stack: it was made where a reply arrived (a socket callback),
+ * so its own stack shows only pyworkers' internals. Captured here, as the rejection passes to the `await` of the
+ * caller, V8 lists the awaiting functions: the line with `await pool.call(...)`. Costs nothing when calls succeed.
+ */
+export function withCallerStack(error: unknown): never {
+  if (error instanceof PyWorkersError) Error.captureStackTrace(error, withCallerStack);
+  throw error;
+}
+
 function submit(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined): Promise<unknown> {
   try {
     target.check();
@@ -37,7 +47,7 @@ function submit(target: Target, build: (o: ResolvedCallOptions) => Request, opti
       const sent = target.submit(job);
       if (sent) sent.catch((error: unknown) => job.fail(error));
     }
-    return job.promise;
+    return job.promise.then(undefined, withCallerStack);
   } catch (error) {
     return Promise.reject(error);
   }

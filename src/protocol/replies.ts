@@ -15,8 +15,17 @@ export function decodePayload(flags: number, buf: Buffer, start: number, end: nu
 export function errorFromReply(value: unknown, workerId: number): Error {
   const [kind, type, module, message, detail] = value as [string, string, string, string, string];
   if (kind === 'conversion') {
-    return new ConversionError(`Cannot convert ${type ? `Python type '${type}' ` : ''}to JavaScript: ${message}`, detail || undefined);
+    // The message names the type already when the type is what has no counterpart: say it once.
+    const named = !type || message.includes(`'${type}'`);
+    return new ConversionError(`Cannot convert ${named ? '' : `Python type '${type}' `}to JavaScript: ${message}`, detail || undefined);
   }
   if (kind === 'protocol') return new ProtocolError(message);
-  return new PythonError({ type, module, message, traceback: detail }, workerId);
+  // (type, module, message, traceback) of each exception this one was raised from, outermost first: `cause`s
+  const chain = ((value as unknown[])[5] ?? []) as Array<[string, string, string, string]>;
+  let cause: PythonError | undefined;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const [t, m, msg, tb] = chain[i]!;
+    cause = new PythonError({ type: t, module: m, message: msg, traceback: tb }, workerId, cause ? { cause } : undefined);
+  }
+  return new PythonError({ type, module, message, traceback: detail }, workerId, cause ? { cause } : undefined);
 }
