@@ -237,6 +237,14 @@ describe('pyworkers run', { concurrency: 3 }, () => {
     assert.match(r.stdout, /gc\.garbage: \d+ objects — 100 × Session/);
   });
 
+  test('eval: a syntax error shows the code, not the parser the runtime uses', async () => {
+    const r = await cli(['eval', '1 +']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /File "<pyworkers eval>", line 1/);
+    assert.match(r.stderr, /SyntaxError/);
+    assert.doesNotMatch(r.stderr, /ast\.py/);
+  });
+
   test('papercuts: -n5 is -n 5; a directory as script; a missing function is a usage error', async () => {
     const leaky = path.join(SCRIPTS, 'leaky.py');
     const missing = await cli(['leaks', `${leaky}:no_such_function`, '-n5']);

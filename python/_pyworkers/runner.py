@@ -345,7 +345,10 @@ def evaluate(code, marker='', as_repr=True):
     """Run `code` in __main__; answer its last line's value when that line is an expression (repr() of it when
     `as_repr`), else None. Awaitables are awaited."""
     try:
-        tree = ast.parse(code, '<pyworkers eval>', 'exec')
+        try:
+            tree = ast.parse(code, '<pyworkers eval>', 'exec')
+        except SyntaxError as error:
+            raise error.with_traceback(None) from None  # the code's error: no frame of ast.py in its traceback
         namespace = sys.modules['__main__'].__dict__
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
