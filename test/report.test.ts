@@ -144,6 +144,16 @@ describe('HTML reports in Chromium', { concurrency: 1 }, () => {
       assert.ok(await page.locator('#hints .hint').count() >= 1);
       assert.match(await page.locator('#summary').innerText(), /PEAK RSS\s+\d/i);
       await page.screenshot({ path: path.join(OUT, 'report-leaky.png'), fullPage: true });
+      // Narrow and wide: each header sits over its own column (on a phone the code column goes, header and all).
+      for (const width of [700, 1200]) {
+        await page.setViewportSize({ width, height: 900 });
+        const visible = (selector: string) => page.locator(selector).evaluateAll((cells) => cells.filter((c) => getComputedStyle(c).display !== 'none').map((c) => c.getBoundingClientRect().left));
+        const heads = await visible('#top-table thead th');
+        const cells = await visible('#top-table tbody tr:first-child td');
+        assert.equal(heads.length, cells.length, `${width} px: ${heads.length} headers over ${cells.length} cells`);
+        heads.forEach((left, i) => assert.ok(Math.abs(left - cells[i]!) < 1, `${width} px: column ${i} header at ${left}, cells at ${cells[i]}`));
+        await page.screenshot({ path: path.join(OUT, `report-leaky-${width}.png`), fullPage: true });
+      }
       assert.deepEqual(errors, []);
       assert.deepEqual(requests, []);
     } finally {

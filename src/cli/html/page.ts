@@ -66,7 +66,7 @@ function topTable(r: RunReport): string {
 </tr>`;
   });
   return `<table id="top-table">
-<thead><tr><th class="num">#</th><th>Site</th><th>Code</th><th class="num">Size</th><th class="num">Share</th><th class="num">Blocks</th><th class="num">Avg</th></tr></thead>
+<thead><tr><th class="num">#</th><th class="site">Site</th><th class="code">Code</th><th class="num">Size</th><th class="num">Share</th><th class="num">Blocks</th><th class="num">Avg</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>

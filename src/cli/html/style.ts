@@ -48,8 +48,10 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th { text-align: left; font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: 0.04em; font-weight: 600; border-bottom: 1px solid var(--line); padding: 6px 8px; }
 td { border-bottom: 1px solid #f1f5f9; padding: 7px 8px; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.site { white-space: nowrap; }
-td.code code { color: #374151; white-space: pre-wrap; word-break: break-word; }
+td.site { max-width: 38ch; }
+td.site code { overflow-wrap: anywhere; }
+td.code { min-width: 24ch; }
+td.code code { color: #374151; white-space: pre-wrap; overflow-wrap: break-word; }
 tr:hover td { background: #f8fafc; }
 .share { display: flex; align-items: center; gap: 8px; justify-content: flex-end; }
 .bar { width: 90px; height: 8px; background: #f1f5f9; border-radius: 4px; overflow: hidden; }
@@ -68,6 +70,6 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px;
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-all; }
 ul.notes { margin: 6px 0 0; padding-left: 18px; color: var(--muted); font-size: 13.5px; }
 footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 26px; }
-@media (max-width: 760px) { .gc-grid { grid-template-columns: 1fr; } td.code { display: none; } }
+@media (max-width: 760px) { .gc-grid { grid-template-columns: 1fr; } td.code, th.code { display: none; } }
 @media print { html, body { background: #fff; } section, .card { break-inside: avoid; } }
 `;
