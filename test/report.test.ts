@@ -147,7 +147,7 @@ describe('HTML reports in Chromium', { concurrency: 1 }, () => {
       // Narrow and wide: each header sits over its own column (on a phone the code column goes, header and all).
       for (const width of [700, 1200]) {
         await page.setViewportSize({ width, height: 900 });
-        const visible = (selector: string) => page.locator(selector).evaluateAll((cells) => cells.filter((c) => getComputedStyle(c).display !== 'none').map((c) => c.getBoundingClientRect().left));
+        const visible = (selector: string) => page.locator(selector).evaluateAll((cells) => cells.filter((c) => (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(c).display !== 'none').map((c) => c.getBoundingClientRect().left));
         const heads = await visible('#top-table thead th');
         const cells = await visible('#top-table tbody tr:first-child td');
         assert.equal(heads.length, cells.length, `${width} px: ${heads.length} headers over ${cells.length} cells`);
