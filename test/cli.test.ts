@@ -9,6 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { need, pythonWith, requires } from './helpers.js';
+
+const NUMPY = pythonWith('numpy');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(ROOT, 'src/cli/main.ts');
@@ -235,6 +238,16 @@ describe('pyworkers run', { concurrency: 3 }, () => {
     assert.match(report.gc.garbage.objects[0].repr, /^Session\('(client|server)-\d+'\)$/);
     assert.ok(report.hints.some((h: { id: string }) => h.id === 'uncollectable'));
     assert.match(r.stdout, /gc\.garbage: \d+ objects — 100 × Session/);
+  });
+
+  test('a numpy-heavy script: its own line is the site, numpy\'s frame is shown beside it', requires(NUMPY, 'numpy'), async () => {
+    const file = script('np_heavy.py', 'import numpy as np\n\ndef build():\n    return [np.ones(100000) for _ in range(20)]\n\nkeep = build()\n');
+    const r = await cli(['run', '--json', '-', '--python', need(NUMPY, 'numpy'), file]);
+    assert.equal(r.code, 0, r.stderr);
+    const first = (JSON.parse(r.stdout) as { top: Array<{ file: string; line: number; library: { file: string; function: string } | null }> }).top[0]!;
+    assert.deepStrictEqual([first.file, first.line], [file, 4]);
+    assert.match(first.library!.file, /numpy.*numeric\.py$/);
+    assert.equal(first.library!.function, 'ones');
   });
 
   test('eval: a syntax error shows the code, not the parser the runtime uses', async () => {

@@ -295,16 +295,18 @@ def final_sites(top=10, stacks=300):
     tm.stop()
     from .snapshots import without_runtime
     snapshot = without_runtime(snapshot)
-    by_line = snapshot.statistics('lineno')
-    total_size = sum(stat.size for stat in by_line)
-    total_count = sum(stat.count for stat in by_line)
+    by_traceback = snapshot.statistics('traceback')
+    total_size = sum(stat.size for stat in by_traceback)
+    total_count = sum(stat.count for stat in by_traceback)
     rows = []
-    for stat in by_line[:top]:
-        frame = stat.traceback[-1]
-        fn, code = _describe_one(frame.filename, frame.lineno)
-        rows.append([frame.filename, frame.lineno, stat.size, stat.count, fn, code])
+    for (filename, lineno), size, count, library in _by_user_line(by_traceback)[:top]:
+        fn, code = _describe_one(filename, lineno)
+        lib = None
+        if library is not None:
+            lib = [library[0], library[1], _describe_one(library[0], library[1])[0]]
+        rows.append([filename, lineno, size, count, fn, code, lib])
     merged = {}
-    for stat in snapshot.statistics('traceback'):
+    for stat in by_traceback:
         frames = list(stat.traceback)  # oldest first
         user = [f for f in frames if not f.filename.startswith(RUNTIME_DIR)]
         if not user:
@@ -326,6 +328,56 @@ def final_sites(top=10, stacks=300):
             'size': size, 'count': count, 'truncated': cut,
         })
     return {'top': rows, 'totalSize': total_size, 'totalCount': total_count, 'stacks': out_stacks, 'frames': limit}
+
+
+_library_dirs = None
+
+
+def _is_library(filename):
+    """Whether a frame's file is the standard library's or an installed package's, not the user's own."""
+    global _library_dirs
+    if _library_dirs is None:
+        import site
+        import sysconfig
+        dirs = {sysconfig.get_paths().get(k) for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')}
+        try:
+            dirs.update(site.getsitepackages())
+            dirs.add(site.getusersitepackages())
+        except Exception:
+            pass
+        _library_dirs = tuple(os.path.join(d, '') for d in dirs if d)
+    return filename.startswith('<') or filename.startswith(_library_dirs)
+
+
+def _by_user_line(by_traceback):
+    """Memory by the user's own line: each traceback's innermost frame in the user's files (a numpy call's line, not
+    numpy's), with the library frame that allocated the most beside it; the innermost frame when none is the
+    user's. Rows (site, size, count, library site or None), largest first."""
+    lines = {}
+    for stat in by_traceback:
+        frames = stat.traceback  # oldest first
+        inner = frames[-1]
+        user = None
+        for frame in reversed(frames):
+            if not _is_library(frame.filename):
+                user = frame
+                break
+        site = user or inner
+        key = (site.filename, site.lineno)
+        row = lines.get(key)
+        if row is None:
+            row = lines[key] = [key, 0, 0, {}]
+        row[1] += stat.size
+        row[2] += stat.count
+        if user is not None and inner is not user:
+            libs = row[3]
+            lib = (inner.filename, inner.lineno)
+            libs[lib] = libs.get(lib, 0) + stat.size
+    out = []
+    for key, size, count, libs in lines.values():
+        out.append((key, size, count, max(libs, key=libs.get) if libs else None))
+    out.sort(key=lambda r: r[1], reverse=True)
+    return out
 
 
 def _describe_one(filename, line):

@@ -46,6 +46,11 @@ export interface SiteRow {
   code: string;
   size: number;
   count: number;
+  /**
+   * The library frame that allocated (numpy's, the standard library's) when the site is the user's line that called
+   * it; null when the site is where the allocation happened.
+   */
+  library: StackFrame | null;
 }
 
 export interface StackFrame {

@@ -309,7 +309,7 @@ function emptyDetails(): Details {
 }
 
 interface FinalSites {
-  top: Array<[string, number, number, number, string | null, string]>;
+  top: Array<[string, number, number, number, string | null, string, [string, number, string | null] | null]>;
   totalSize: number;
   totalCount: number;
   stacks: Array<{ frames: Array<[string, number, string | null]>; size: number; count: number; truncated: boolean }>;
@@ -325,7 +325,9 @@ async function collectDetails(probe: Probe, s: RunSettings, notes: string[]): Pr
     try {
       const found = (await runner('final_sites', [s.top, STACK_LIMIT])) as FinalSites | null;
       if (found) {
-        details.top = found.top.map(([file, line, size, count, fn, code]) => ({ file, line, size, count, function: fn, code }));
+        details.top = found.top.map(([file, line, size, count, fn, code, lib]) => ({
+          file, line, size, count, function: fn, code, library: lib ? { file: lib[0], line: lib[1], function: lib[2] } : null,
+        }));
         details.snapshot = { totalSize: found.totalSize, totalCount: found.totalCount };
         details.stacks = found.stacks.map((st) => ({
           stack: st.frames.map(([file, line, fn]) => ({ file, line, function: fn })),

@@ -75,6 +75,7 @@ export function textReport(r: RunReport, p: Paint = plain, width = 100): string 
       r.top.forEach((s, i) => {
         const where = `${site(s.file, s.line)}${s.function && s.function !== '<module>' ? ` ${s.function}()` : ''}`;
         rows.push([String(i + 1), bytes(s.size), percent(s.size, total), count(s.count), where, truncate(s.code, 60)]);
+        if (s.library) rows.push(['', '', '', '', p.dim(`  via ${site(s.library.file, s.library.line)}${s.library.function ? ` ${s.library.function}()` : ''}`), '']);
       });
       out.push(table(rows, ['right', 'right', 'right', 'right', 'left', 'left']));
     }

@@ -57,7 +57,7 @@ function topTable(r: RunReport): string {
     const share = total ? (100 * s.size) / total : 0;
     return `<tr>
 <td class="num">${i + 1}</td>
-<td class="site"><code>${esc(displayPath(s.file))}${s.line ? `:${s.line}` : ''}</code>${s.function ? `<div class="fn">${esc(s.function)}</div>` : ''}</td>
+<td class="site"><code>${esc(displayPath(s.file))}${s.line ? `:${s.line}` : ''}</code>${s.function ? `<div class="fn">${esc(s.function)}</div>` : ''}${s.library ? `<div class="via">via <code>${esc(displayPath(s.library.file))}${s.library.line ? `:${s.library.line}` : ''}</code>${s.library.function ? ` ${esc(s.library.function)}` : ''}</div>` : ''}</td>
 <td class="code">${s.code ? `<code>${esc(s.code)}</code>` : ''}</td>
 <td class="num">${esc(bytes(s.size))}</td>
 <td class="num"><div class="share"><span>${esc(percent(s.size, total))}</span><span class="bar"><span style="width:${share.toFixed(1)}%"></span></span></div></td>

@@ -50,6 +50,7 @@ td { border-bottom: 1px solid #f1f5f9; padding: 7px 8px; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.site { max-width: 38ch; }
 td.site code { overflow-wrap: anywhere; }
+td.site .via { color: var(--muted); font-size: 12px; margin-top: 2px; }
 td.code { min-width: 24ch; }
 td.code code { color: #374151; white-space: pre-wrap; overflow-wrap: break-word; }
 tr:hover td { background: #f8fafc; }
