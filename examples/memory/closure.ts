@@ -1,5 +1,5 @@
 /**
- * A closure that keeps a 1,000,000-element list alive (tutorial "Memory Leaks"), and how to see it.
+ * A closure that keeps a 1,000,000-element list alive, and how to see it.
  * Run: node --import tsx examples/memory/closure.ts
  */
 import { createPool, formatBytes } from '../../src/index.js';

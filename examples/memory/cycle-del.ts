@@ -1,5 +1,5 @@
 /**
- * A cycle of objects with __del__ freed by an explicit collection (tutorial "Handling circular references").
+ * A cycle of objects with __del__ freed by an explicit collection.
  * Run: node --import tsx examples/memory/cycle-del.ts
  */
 import { createPool } from '../../src/index.js';

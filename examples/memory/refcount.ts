@@ -1,5 +1,5 @@
 /**
- * Reference counts going up and down around b = a / del b (tutorials "Reference counting").
+ * Reference counts going up and down around b = a / del b.
  * Run: node --import tsx examples/memory/refcount.ts
  */
 import { createPool } from '../../src/index.js';

@@ -7,7 +7,7 @@ import { createPool, formatBytes } from '../../src/index.js';
 const pool = await createPool({ workers: 2 });
 const ctx = pool.context();
 
-// One worker: the guide's gc_stats, gc_count, gc_threshold, plus what the OS says about the process.
+// One worker: gc statistics, counts and thresholds, plus what the OS says about the process.
 const s = await ctx.memoryStats();
 console.log('gcStats:', JSON.stringify(s.gcStats));
 console.log('gcCount:', JSON.stringify(s.gcCount));

@@ -1,5 +1,5 @@
 /**
- * A tracemalloc top 10 by line (tutorial "Profiling memory usage"), from TypeScript, on a module of your own.
+ * A tracemalloc top 10 by line, from TypeScript, on a module of your own.
  * Run: node --import tsx examples/memory/top10.ts
  */
 import path from 'node:path';

@@ -1,5 +1,5 @@
-"""Objects the garbage collector keeps instead of freeing: with gc.DEBUG_SAVEALL (part of gc.DEBUG_LEAK, which the
-tutorials use to debug leaks), every unreachable reference cycle lands in gc.garbage and stays there. The report
+"""Objects the garbage collector keeps instead of freeing: with gc.DEBUG_SAVEALL (part of gc.DEBUG_LEAK, often used to
+debug leaks), every unreachable reference cycle lands in gc.garbage and stays there. The report
 names what gc.garbage holds.
 
     pyworkers run examples/scripts/cycles.py

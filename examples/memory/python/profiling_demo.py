@@ -1,4 +1,4 @@
-"""The tutorial's profiling example, as a module the workers import (see top10.py in examples/memory)."""
+"""A small allocation-heavy workload for the profiling examples (see top10.py in examples/memory)."""
 
 
 def create_list():
