@@ -369,9 +369,9 @@ def _by_user_line(by_traceback):
             row = lines[key] = [key, 0, 0, {}]
         row[1] += stat.size
         row[2] += stat.count
-        if user is not None and inner is not user:
+        lib = (inner.filename, inner.lineno)
+        if user is not None and lib != key:
             libs = row[3]
-            lib = (inner.filename, inner.lineno)
             libs[lib] = libs.get(lib, 0) + stat.size
     out = []
     for key, size, count, libs in lines.values():

@@ -6,9 +6,11 @@ import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Context } from '../pool/context.js';
 import { createPool, type Pool } from '../pool/pool.js';
 import type { PoolOptions } from '../options.js';
 import { UsageError, parseArgs, type OptionSpec } from './args.js';
+import { CtrlC, killProcessGroup } from './ctrl-c.js';
 import { hintsFor } from './hints.js';
 import { htmlReport } from './html/page.js';
 import { EXIT, outcomeOf, type RunnerResult } from './outcome.js';
@@ -51,7 +53,8 @@ Options:
 
 The exit code is the script's (1 for an uncaught exception); 124 after
 --timeout, 128+N when the Python process is killed by signal N, 130 on Ctrl-C,
-2 for bad arguments.
+2 for bad arguments. Ctrl-C interrupts the script; a second Ctrl-C ends a script
+that ignores it. The report is written either way.
 
 Examples:
   pyworkers run app.py --top 5 --report report.html
@@ -136,11 +139,16 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   const notes: string[] = [];
-  const pool = await startPool(s);
+  const ctrlC = new CtrlC();
   try {
-    return await watchScript(pool, s, io, notes);
+    const pool = await startPool(s);
+    try {
+      return await watchScript(pool, s, io, notes, ctrlC);
+    } finally {
+      await pool.destroy();
+    }
   } finally {
-    await pool.destroy();
+    ctrlC.dispose();
   }
 }
 
@@ -151,7 +159,7 @@ function startPool(s: RunSettings): Promise<Pool> {
   return createPool(options);
 }
 
-async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]): Promise<number> {
+async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], ctrlC: CtrlC): Promise<number> {
   const ctx = pool.context();
   const probe = new Probe(ctx);
   const pid = pool.stats().perWorker[0]?.pid;
@@ -187,12 +195,16 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   }
   await watcher.prepare();
 
-  const abort = new AbortController();
-  const onSigint = () => {
-    if (abort.signal.aborted) process.exit(EXIT.interrupted);
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
+  // Ctrl-C: the first interrupts the script, the second ends its process, a third leaves without a report.
+  ctrlC.arm(
+    () => killProcessGroup(pid),
+    () => {
+      status.stop();
+      io.stderr.write(`\npyworkers: ${s.script} interrupted again: no report\n`);
+      killProcessGroup(pid);
+      process.exit(EXIT.interrupted);
+    },
+  );
   const startedAt = new Date();
   const t0 = performance.now();
   watcher.start();
@@ -202,15 +214,17 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   try {
     result = await ctx.call<RunnerResult>('_pyworkers.runner', 'run_script', [s.scriptPath, s.script, s.args, marker, path.dirname(s.scriptPath)], {
       timeout: s.timeoutMs ?? 0,
-      signal: abort.signal,
+      signal: ctrlC.signal,
     });
   } catch (error) {
     failure = error;
   }
+  // An interrupted call settles at once; the script ends when Python gives up (or its process is ended). The
+  // status line keeps going meanwhile, and the wall time and readings run until then.
+  if (ctrlC.pressed) await untilIdle(ctx);
   const wallTimeMs = performance.now() - t0;
   const dbg = (what: string) => process.env.PYWORKERS_TIMING && process.stderr.write(`[timing] ${what} ${Math.round(performance.now() - t0)}\n`);
   dbg('call done');
-  process.off('SIGINT', onSigint);
 
   const alive = () => pool.stats().perWorker.some((w) => w.pid === pid && w.state === 'ready');
   if (result?.memory) {
@@ -231,7 +245,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
   const last = watcher.latest;
   const rssPeak = peakOf(timeline, 'rss');
   const peakRss = Math.max(last?.peakRss ?? 0, rssPeak.value ?? 0) || null;
-  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, capLabel: s.maxMemoryText, timeoutMs: s.timeoutMs, aborted: abort.signal.aborted, peakRss });
+  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, capLabel: s.maxMemoryText, timeoutMs: s.timeoutMs, aborted: ctrlC.pressed, peakRss });
   if (failure && outcome.ending === 'exception' && (failure as { traceback?: string }).traceback) {
     io.stderr.write((failure as { traceback: string }).traceback);
   }
@@ -295,6 +309,15 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[]):
     if (written.length) io.stdout.write(`  ${written.join('   ')}\n\n`);
   }
   return outcome.exitCode;
+}
+
+/** Resolves when the context's worker has finished what it was running (or has died). */
+async function untilIdle(ctx: Context): Promise<void> {
+  try {
+    await ctx.call('_pyworkers.runner', 'prepare', []);
+  } catch {
+    // the worker died: it is idle too
+  }
 }
 
 interface Details {
