@@ -23,10 +23,6 @@ export class CtrlC {
     this.#leave = leave;
   }
 
-  get pressed(): boolean {
-    return this.#presses > 0;
-  }
-
   #press(): void {
     this.#presses++;
     if (this.#presses === 1) this.#abort.abort();

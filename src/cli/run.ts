@@ -221,7 +221,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
   }
   // An interrupted call settles at once; the script ends when Python gives up (or its process is ended). The
   // status line keeps going meanwhile, and the wall time and readings run until then.
-  if (ctrlC.pressed) await untilIdle(ctx);
+  if (ctrlC.signal.aborted) await untilIdle(ctx);
   const wallTimeMs = performance.now() - t0;
   const dbg = (what: string) => process.env.PYWORKERS_TIMING && process.stderr.write(`[timing] ${what} ${Math.round(performance.now() - t0)}\n`);
   dbg('call done');
@@ -245,7 +245,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
   const last = watcher.latest;
   const rssPeak = peakOf(timeline, 'rss');
   const peakRss = Math.max(last?.peakRss ?? 0, rssPeak.value ?? 0) || null;
-  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, capLabel: s.maxMemoryText, timeoutMs: s.timeoutMs, aborted: ctrlC.pressed, peakRss });
+  const outcome = outcomeOf(result, failure, { maxMemory: s.maxMemory, capLabel: s.maxMemoryText, timeoutMs: s.timeoutMs, aborted: ctrlC.signal.aborted, peakRss });
   if (failure && outcome.ending === 'exception' && (failure as { traceback?: string }).traceback) {
     io.stderr.write((failure as { traceback: string }).traceback);
   }

@@ -13,7 +13,7 @@ import { PythonWorker, type WorkerConfig, type WorkerEvents } from '../worker/wo
 import { Slot } from './slot.js';
 
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
-export const MAX_START_FAILURES = 3;
+const MAX_START_FAILURES = 3;
 /** RSS is read for `recycle.maxRss` after a call at most this often per worker (ms). */
 const RSS_CHECK_INTERVAL = 20;
 /** The watchdog reads every worker's memory and state from /proc this often (ms) with maxMemory or maxRss set... */

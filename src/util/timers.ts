@@ -4,7 +4,7 @@
  */
 
 /** The longest delay a Node timer takes, in ms. */
-export const MAX_DELAY = 2 ** 31 - 1;
+const MAX_DELAY = 2 ** 31 - 1;
 
 /** `setTimeout(fn, ms)`, unref'd (it never keeps the process alive); undefined when `ms` is beyond MAX_DELAY. */
 export function after(ms: number, fn: () => void): NodeJS.Timeout | undefined {
