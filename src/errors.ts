@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'ERR_PYTHON_NOT_FOUND'
   | 'ERR_NOT_TRACING'
   | 'ERR_PROTOCOL'
+  | 'ERR_REF_LOST'
+  | 'ERR_REF_DISPOSED'
+  | 'ERR_REF_WORKER'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_OUT_OF_RANGE';
 
@@ -172,6 +175,27 @@ export class WorkerStartError extends PyWorkersError {
 export class ContextLostError extends PyWorkersError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_CONTEXT_LOST', message, options);
+  }
+}
+
+/** The worker that held a handle's object is gone (it crashed, was recycled or killed): so is the object. */
+export class RefLostError extends PyWorkersError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REF_LOST', message, options);
+  }
+}
+
+/** The handle was disposed: its object was released in the worker. */
+export class RefDisposedError extends PyWorkersError {
+  constructor(typeName: string) {
+    super('ERR_REF_DISPOSED', `The handle (to a Python '${typeName}') was disposed`);
+  }
+}
+
+/** A handle was sent to a worker other than the one holding its object (a context on another worker). */
+export class RefWorkerError extends PyWorkersError {
+  constructor(message: string) {
+    super('ERR_REF_WORKER', message);
   }
 }
 

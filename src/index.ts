@@ -1,10 +1,13 @@
 export { createPool, Pool } from './pool/pool.js';
 export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool/pool.js';
 export { Context } from './pool/context.js';
+export { PyRef } from './pool/ref.js';
+export type { HostFunction } from './worker/callbacks.js';
 export { MemorySnapshot } from './memory/snapshot.js';
 export type {
   GcGenerationStats,
   WorkerMemoryStats,
+  HandleCounts,
   PoolMemoryStats,
   MemoryStatsOptions,
   GcGeneration,
@@ -54,6 +57,9 @@ export {
   PythonNotFoundError,
   NotTracingError,
   ProtocolError,
+  RefLostError,
+  RefDisposedError,
+  RefWorkerError,
 } from './errors.js';
 export type { ErrorCode, PythonErrorInfo, WorkerExitInfo } from './errors.js';
 export type { MonitorOptions, MemorySample, MemoryEvent, PressureEvent } from './memory/monitor.js';

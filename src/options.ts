@@ -1,7 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
-import { checkBoolean, checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkOneOf, checkString, checkStringArray } from './validate.js';
+import { checkBoolean, checkFunction, checkFunctionName, checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkOneOf, checkString, checkStringArray } from './validate.js';
+import type { HostFunction } from './worker/callbacks.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
 
@@ -64,6 +65,12 @@ export interface PoolOptions {
    * @default 'memoryview'
    */
   arrays?: 'memoryview' | 'numpy';
+  /**
+   * Functions Python may call, by name: `from pyworkers import host` then `host.fetchUser(42)` (or
+   * `host.call('fetchUser', 42)`). Sync or async; arguments and results cross with the value table. More with
+   * `pool.expose()`. See docs/callbacks.md.
+   */
+  functions?: Record<string, HostFunction>;
 }
 
 /** When to retire a worker (it finishes its calls; a replacement started ahead takes its place). */
@@ -90,10 +97,15 @@ export interface CallOptions {
    * `deadline`; `0`: none.
    */
   deadline?: number;
+  /**
+   * `'ref'`: answer with a handle (`PyRef`) to the result, which stays in the worker, instead of the result
+   * converted (as `callRef()`/`evalRef()` do). @default 'value'
+   */
+  returns?: 'value' | 'ref';
 }
 
-/** Options of streams: those of calls, plus flow control. */
-export interface StreamOptions extends CallOptions {
+/** Options of streams: those of calls (but `returns`), plus flow control. */
+export interface StreamOptions extends Omit<CallOptions, 'returns'> {
   /** How many items the worker may produce ahead of the consumer. @default 2048 */
   highWaterMark?: number;
 }
@@ -119,6 +131,7 @@ export interface ResolvedPoolOptions {
   arrays: 'memoryview' | 'numpy';
   livenessTimeout: number;
   deadline: number;
+  functions: Map<string, HostFunction>;
 }
 
 export const DEFAULTS = {
@@ -139,13 +152,14 @@ export const DEFAULTS = {
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
   'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor', 'arrays',
-  'livenessTimeout', 'deadline',
+  'livenessTimeout', 'deadline', 'functions',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
 export const MIN_MEMORY = 32 * 1024 * 1024;
-const CALL_KEYS = new Set(['kwargs', 'timeout', 'signal', 'deadline']);
-const STREAM_KEYS = new Set([...CALL_KEYS, 'highWaterMark']);
+const RUN_KEYS = ['kwargs', 'timeout', 'signal', 'deadline'];
+const CALL_KEYS = new Set([...RUN_KEYS, 'returns']);
+const STREAM_KEYS = new Set([...RUN_KEYS, 'highWaterMark']);
 
 export function resolvePoolOptions(options: PoolOptions | undefined, where = 'createPool() options'): ResolvedPoolOptions {
   const o: Record<string, unknown> = options === undefined ? {} : (checkObject(options, where), options as Record<string, unknown>);
@@ -187,7 +201,16 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     arrays: o.arrays === undefined ? DEFAULTS.arrays : checkOneOf(o.arrays, opt('arrays'), ['memoryview', 'numpy'] as const),
     livenessTimeout: o.livenessTimeout === undefined ? DEFAULTS.livenessTimeout : checkMilliseconds(o.livenessTimeout, opt('livenessTimeout')),
     deadline: o.deadline === undefined ? DEFAULTS.deadline : checkMilliseconds(o.deadline, opt('deadline')),
+    functions: resolveFunctions(o.functions),
   };
+}
+
+function resolveFunctions(value: unknown): Map<string, HostFunction> {
+  const functions = new Map<string, HostFunction>();
+  if (value === undefined) return functions;
+  checkObject(value, 'options.functions');
+  for (const [name, fn] of Object.entries(value)) functions.set(checkFunctionName(name, `options.functions[${JSON.stringify(name)}]`), checkFunction(fn, `options.functions.${name}`));
+  return functions;
 }
 
 function checkMemory(value: unknown, name: string): number {
@@ -213,11 +236,13 @@ export interface ResolvedCallOptions {
   signal: AbortSignal | undefined;
   deadline: number | undefined;
   highWaterMark: number;
+  /** Answer with a handle (`returns: 'ref'`). */
+  returnRef: boolean;
 }
 
 export function resolveCallOptions(options: CallOptions | StreamOptions | undefined, stream: boolean): ResolvedCallOptions {
   const where = stream ? 'stream options' : 'call options';
-  if (options === undefined) return { kwargs: undefined, timeout: undefined, signal: undefined, deadline: undefined, highWaterMark: DEFAULTS.highWaterMark };
+  if (options === undefined) return { kwargs: undefined, timeout: undefined, signal: undefined, deadline: undefined, highWaterMark: DEFAULTS.highWaterMark, returnRef: false };
   checkObject(options, where);
   checkKnownKeys(options, stream ? STREAM_KEYS : CALL_KEYS, where);
   const o = options as StreamOptions;
@@ -229,5 +254,6 @@ export function resolveCallOptions(options: CallOptions | StreamOptions | undefi
     signal: o.signal,
     deadline: o.deadline === undefined ? undefined : checkMilliseconds(o.deadline, 'options.deadline'),
     highWaterMark: o.highWaterMark === undefined ? DEFAULTS.highWaterMark : checkInteger(o.highWaterMark, 'options.highWaterMark', 1),
+    returnRef: !stream && (options as CallOptions).returns !== undefined && checkOneOf((options as CallOptions).returns, 'options.returns', ['value', 'ref'] as const) === 'ref',
   };
 }

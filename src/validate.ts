@@ -95,3 +95,16 @@ export function checkLocals(locals: unknown): Record<string, unknown> | undefine
   if (typeof locals !== 'object' || Array.isArray(locals)) throw new ArgumentError(`locals must be a plain object, got ${describe(locals)}`);
   return locals as Record<string, unknown>;
 }
+
+export function checkFunction<F extends (...args: any[]) => unknown>(value: unknown, name: string): F {
+  if (typeof value !== 'function') throw new ArgumentError(`${name} must be a function, got ${describe(value)}`);
+  return value as F;
+}
+
+/** A host function's name: what Python writes after `host.` (an identifier), or passes to `host.call()`. */
+export function checkFunctionName(value: unknown, name: string): string {
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) {
+    throw new ArgumentError(`${name}: a host function's name must be a Python identifier (letters, digits, _), got ${describe(value)}`);
+  }
+  return value;
+}

@@ -46,14 +46,16 @@ def send_frame(fd, kind, flags, rid, payload, parts=None):
 
 
 class Writer:
-    """Collects frames and writes them together."""
+    """Collects frames and writes them together. `lock` is held for every write: threads that call back into the
+    host write their frames to the same channel (see callbacks.py)."""
 
-    __slots__ = ('fd', 'parts', 'since')
+    __slots__ = ('fd', 'parts', 'since', 'lock')
 
-    def __init__(self, fd):
+    def __init__(self, fd, lock):
         self.fd = fd
         self.parts = []
         self.since = 0.0
+        self.lock = lock
 
     def add(self, kind, flags, rid, payload, data_parts=None):
         parts = self.parts
@@ -70,6 +72,14 @@ class Writer:
             parts.append(payload)
 
     def flush(self):
+        parts = self.parts
+        if parts:
+            self.parts = []
+            with self.lock:
+                write_all(self.fd, parts)
+
+    def flush_locked(self):
+        """flush(), the caller holding `lock`."""
         parts = self.parts
         if parts:
             self.parts = []

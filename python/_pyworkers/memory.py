@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from . import refs
 from .paths import RUNTIME_DIR
 
 MAX_SNAPSHOTS = 16          # snapshots kept per worker; the oldest goes first
@@ -59,6 +60,7 @@ def stats(worker):
         'uptime': time.time() - worker.started,
         'pid': os.getpid(),
         'memoryLimit': getattr(worker, 'memory_limit', None) or worker.config.get('memoryLimit'),
+        'handles': refs.stats(),
     }
     tm = _tracemalloc()
     if tm is not None and tm.is_tracing():

@@ -15,12 +15,17 @@ import struct
 HEADER = struct.Struct('<IBBIB')
 HEADER_SIZE = HEADER.size  # 11
 MAGIC = 0xA7
-PROTOCOL_VERSION = 1  # sent in the handshake's reply; an INIT config's 'protocol', when given, must equal it
+PROTOCOL_VERSION = 2  # sent in the handshake's reply; an INIT config's 'protocol', when given, must equal it
+
+DATA_FD = 3     # the data channel: requests and their replies
+CONTROL_FD = 4  # the control channel (control.py)
 
 # flags
 FLAG_TAGGED = 0x01  # the payload holds tagged values (Ellipsis, name, ...): dates, arrays, ... (see values.py)
 FLAG_PARTS = 0x02   # the payload has parts (implies FLAG_TAGGED)
-_FLAGS = FLAG_TAGGED | FLAG_PARTS
+FLAG_NESTED = 0x10  # a request made by a callback this worker waits for: it runs at once, inside the wait
+FLAG_RETURN_REF = 0x20  # answer with a handle to the result, not the result (see refs.py)
+_FLAGS = FLAG_TAGGED | FLAG_PARTS | FLAG_NESTED | FLAG_RETURN_REF
 
 # part kinds: what the receiver reads a part into
 PART_BYTES = 0      # bytes
@@ -37,6 +42,7 @@ STREAM_EVAL = 6
 STREAM_MORE = 7
 STREAM_CLOSE = 8
 CONTEXT_CLOSE = 9
+CALLBACK_REPLY = 10  # the outcome of a CALLBACK, with its id
 
 # host -> worker, control channel
 CANCEL = 32
@@ -48,6 +54,7 @@ ERROR = 65
 ITEMS = 66        # stream items; the step goes on
 ITEMS_PAUSE = 67  # stream items; the step ended because the host's credit ran out
 ITEMS_END = 68    # stream items; the iterator is exhausted
+CALLBACK = 69     # data channel: user code calls a function of the host; answered by CALLBACK_REPLY
 
 MARSHAL_VERSION = 4
 

@@ -17,6 +17,7 @@ from gc import get_referents
 from itertools import compress
 
 from .protocol import FLAG_PARTS, FLAG_TAGGED, MARSHAL_VERSION
+from .refs import TAG_REF, Ref, forget, lookup, register
 
 MAX_DEPTH = 1000
 PART_MIN = 1 << 16  # buffers at least this large travel as parts of their own, not inside the message
@@ -28,6 +29,7 @@ TAG_BYTES = 'B'       # (TAG, 'B', part index): bytes
 TAG_ARRAY = 'A'       # (TAG, 'A', typestr, shape, part index or bytes): an n-dimensional array in C order
 TAG_FRAME = 'DF'      # (TAG, 'DF', columns, column values, index or None): a pandas DataFrame
 TAG_SERIES = 'SR'     # (TAG, 'SR', name, values, index or None): a pandas Series
+# TAG_REF: (TAG, 'R', worker token, number, type name): a handle (see refs.py)
 
 _dumps = marshal.dumps
 _loads = marshal.loads
@@ -83,6 +85,14 @@ def _type_name(obj):
     t = type(obj)
     mod = t.__module__
     return t.__qualname__ if mod in ('builtins', None) else '%s.%s' % (mod, t.__qualname__)
+
+
+def _short_repr(obj, limit=80):
+    try:
+        text = repr(obj)
+    except Exception as e:  # a broken __repr__ must not hide the conversion error
+        text = '<%s object; its repr failed: %s>' % (_type_name(obj), type(e).__name__)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 def _is_plain(obj):
@@ -229,6 +239,16 @@ def _series_tag(s, pd, np, depth, active, parts):
             _index_tag(s.index, pd, np, depth, active, parts))
 
 
+class _Parts(list):
+    """The parts of one message, and the handles it made (forgotten again if the message fails)."""
+
+    __slots__ = ('refs',)
+
+    def __init__(self):
+        list.__init__(self)
+        self.refs = []
+
+
 def _convert(obj, depth, active, parts):
     t = type(obj)
     if t in _ATOMS:
@@ -236,6 +256,8 @@ def _convert(obj, depth, active, parts):
             parts.append(obj)
             return (TAG, TAG_BYTES, len(parts) - 1)
         return obj
+    if t is Ref:
+        return register(obj, parts.refs)
     if depth >= MAX_DEPTH:
         raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH)
     if t is list or t is tuple or isinstance(obj, (list, tuple)):
@@ -307,7 +329,8 @@ def _convert(obj, depth, active, parts):
         view = memoryview(obj)
     except TypeError:
         name = _type_name(obj)
-        raise Unconvertible("Python type '%s' has no JavaScript counterpart" % name, name) from None
+        raise Unconvertible("Python type '%s' has no JavaScript counterpart (value: %s)" % (name, _short_repr(obj)),
+                            name) from None
     if view.format in ('B', 'b', 'c') and view.ndim <= 1:
         return _convert(view.tobytes(), depth, active, parts)  # another bytes-like object (mmap, ...)
     return _memoryview_tag(view, parts, _type_name(obj))  # a typed buffer (ctypes arrays, ...)
@@ -327,15 +350,20 @@ def dumps(obj, wrapper=False):
             return _dumps(obj, MARSHAL_VERSION), 0, None
         except ValueError:  # nested deeper than marshal allows
             raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
-    parts = []
+    parts = _Parts()
     try:
-        converted = _convert(obj, -1 if wrapper else 0, set(), parts)
-    except RecursionError:
-        raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
-    try:
-        return _dumps(converted, MARSHAL_VERSION), FLAG_TAGGED | (FLAG_PARTS if parts else 0), parts or None
-    except ValueError as e:  # e.g. nested deeper than marshal allows
-        raise Unconvertible(str(e)) from None
+        try:
+            converted = _convert(obj, -1 if wrapper else 0, set(), parts)
+        except RecursionError:
+            raise Unconvertible('nesting deeper than %d levels' % MAX_DEPTH) from None
+        try:
+            payload = _dumps(converted, MARSHAL_VERSION)
+        except ValueError as e:  # e.g. nested deeper than marshal allows
+            raise Unconvertible(str(e)) from None
+    except BaseException:
+        forget(parts.refs)  # the handles this message made never reach the host
+        raise
+    return payload, FLAG_TAGGED | (FLAG_PARTS if parts else 0), list(parts) or None
 
 
 # ---------------------------------------------------------------------------------------------- from the host
@@ -374,6 +402,8 @@ def _from_tag(tag, parts):
             raise Unconvertible("a Date outside Python's datetime range (years 1 to 9999)", 'Date') from None
     if name == TAG_BYTES:
         return parts[tag[2]]
+    if name == TAG_REF:
+        return lookup(tag)
     if name == TAG_ARRAY:
         data = tag[4]
         buf = parts[data] if type(data) is int else bytearray(data)

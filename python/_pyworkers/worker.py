@@ -9,6 +9,7 @@ streams.py (mixed into Worker), failure replies in replies.py, the writer in cha
 control.py.
 """
 import builtins
+import itertools
 import marshal
 import os
 import signal
@@ -19,15 +20,16 @@ import time
 from collections import deque
 
 from . import protocol as P
-from . import replies, values
+from . import refs, replies, values
+from .callbacks import CallbackRequests
 from .channel import Writer
 from .control import serve_control
 from .paths import RUNTIME_DIR
 from .streams import StepEnd, StreamRequests
 from .values import PLAIN, Unconvertible, dumps, loads
 
-DATA_FD = 3
-CONTROL_FD = 4
+DATA_FD = P.DATA_FD
+CONTROL_FD = P.CONTROL_FD
 READ_SIZE = 1 << 18  # read into a buffer allocated once: a fresh 256 KiB bytes per read costs an mmap/munmap
 FLUSH_AFTER = 0.0002   # a reply may wait this long for later replies to share its write
 FLUSH_EVERY = 8        # ... and at most this many buffers (a small reply is one) share one
@@ -40,6 +42,9 @@ _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
 _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
 _mark_started = struct.Struct('<I').pack_into
+_NESTED = P.FLAG_NESTED
+_RETURN_REF = P.FLAG_RETURN_REF
+_CALLBACK_REPLY = P.CALLBACK_REPLY
 
 
 def _progress_file():
@@ -59,15 +64,22 @@ def _progress_file():
     return bytearray(8)
 
 
-class Worker(StreamRequests):
+class Worker(StreamRequests, CallbackRequests):
     def __init__(self, main_namespace):
         self.main = main_namespace
-        self.out = Writer(DATA_FD)
+        self.write_lock = threading.Lock()
+        self.out = Writer(DATA_FD, self.write_lock)
         self.inbuf = bytearray()
         self.read_lock = threading.Lock()
         self.read_buffer = bytearray(READ_SIZE)
         self.read_view = memoryview(self.read_buffer)
         self.pending = deque()
+        # requests read while the main thread waited for a callback: they run, in order, before `pending`
+        self.later = deque()
+        # callbacks into the host (callbacks.py): their waiters by number
+        self.waiters = {}
+        self.next_callback = itertools.count(1).__next__
+        self.loop_waiters = 0
         self.namespaces = {}
         self.streams = {}  # open streams by id (streams.py)
         self.eval_cache = {}
@@ -164,17 +176,21 @@ class Worker(StreamRequests):
         with self.read_lock:
             if self.pending:  # the control thread read some meanwhile
                 return
-            inbuf = self.inbuf
-            if len(inbuf) >= P.HEADER_SIZE:
-                total = int.from_bytes(inbuf[:4], 'little') + 4
-                if total >= BIG_FRAME:
-                    P.read_big_frame(DATA_FD, inbuf, total, self.pending)
-                    return
-            n = os.readv(DATA_FD, (self.read_buffer,))
-            if not n:
-                P.host_gone()
-            inbuf += self.read_view[:n]
-            P.parse_frames(inbuf, self.pending)
+            self.read_once()
+
+    def read_once(self):
+        """Read once from the data channel (blocking) and parse what came; the caller holds read_lock."""
+        inbuf = self.inbuf
+        if len(inbuf) >= P.HEADER_SIZE:
+            total = int.from_bytes(inbuf[:4], 'little') + 4
+            if total >= BIG_FRAME:
+                P.read_big_frame(DATA_FD, inbuf, total, self.pending)
+                return
+        n = os.readv(DATA_FD, (self.read_buffer,))
+        if not n:
+            P.host_gone()
+        inbuf += self.read_view[:n]
+        P.parse_frames(inbuf, self.pending)
 
     def drain_requests(self):
         """On the control thread, while the main thread runs user code: move the requests that arrived into the
@@ -196,15 +212,25 @@ class Worker(StreamRequests):
 
     def serve(self):
         pending = self.pending
+        later = self.later
         out = self.out
         actions = self.actions
         execute = self.execute
         while True:
-            if not pending:
+            if later:
+                kind, flags, rid, payload = later.popleft()
+            elif not pending:
                 out.flush()
                 self.read_more()
                 continue
-            kind, flags, rid, payload = pending.popleft()
+            else:
+                try:
+                    kind, flags, rid, payload = pending.popleft()
+                except IndexError:  # a thread waiting for a callback took it (callbacks.py)
+                    continue
+                if kind == _CALLBACK_REPLY:  # for a callback made on another thread
+                    self.deliver(rid, flags, payload)
+                    continue
             if out.parts:
                 # Replies share a write, but not for long: the host works on the first ones while this worker
                 # answers the rest (measured: 2.5x the calls/s of flushing only when the input is drained).
@@ -221,7 +247,8 @@ class Worker(StreamRequests):
 
     def execute(self, rid, flags, payload, action):
         """Run action(rid, request) as request `rid`, interruptible, and send its one reply."""
-        _mark_started(self.progress, 0, rid)
+        if not flags & _NESTED:  # (a nested request runs inside the one marked: the host counts that one started)
+            _mark_started(self.progress, 0, rid)
         self.current = rid
         failure = None
         try:
@@ -234,6 +261,8 @@ class Worker(StreamRequests):
                 result = self.run_coroutine(result)
             self.in_user = False
             self.armed = False
+            if flags & _RETURN_REF and type(result) is not StepEnd:
+                result = refs.Ref(result)
         except BaseException as exc:
             self.in_user = False
             self.armed = False
@@ -256,6 +285,8 @@ class Worker(StreamRequests):
 
     def run_coroutine(self, awaitable):
         loop = self.loop
+        if loop is not None and loop.is_running():
+            return _run_in_thread(awaitable)  # a nested request while a coroutine waits for a callback
         if loop is None:
             import asyncio
             loop = self.loop = asyncio.new_event_loop()
@@ -311,7 +342,9 @@ class Worker(StreamRequests):
 
     def resolve(self, ctx, module, name):
         head, dot, rest = name.partition('.')
-        if module == '__main__':
+        if type(module) is not str:  # a handle's object: a method call (refs.py)
+            obj = getattr(module, head)
+        elif module == '__main__':
             ns = self.namespaces.get(ctx) if ctx else None
             if ns is not None and head in ns:
                 obj = ns[head]
@@ -389,6 +422,8 @@ class Worker(StreamRequests):
             return
         self.config = config
         self.worker_id = config.get('workerId', 0)
+        refs.token = config.get('token', 0)
+        refs.worker_id = self.worker_id
         if config.get('tracemalloc'):  # the pool traces: so does this replacement worker, from its first line
             from .memory import start_tracing_at_start
             start_tracing_at_start(config['tracemalloc'])
@@ -426,6 +461,25 @@ async def _await(awaitable):
     return await awaitable
 
 
+def _run_in_thread(awaitable):
+    """Run a coroutine to its end on an event loop of its own in a thread of its own (this thread's loop runs)."""
+    import asyncio
+    box = []
+
+    def run():
+        try:
+            box.append((True, asyncio.run(_await(awaitable))))
+        except BaseException as e:  # noqa: B036 - handed to the caller
+            box.append((False, e))
+    thread = threading.Thread(target=run, name='pyworkers-nested-coroutine')
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
 def main():
     try:
         os.setpgid(0, 0)  # a process group of its own: what user code starts ends with it (protocol.host_gone)
@@ -448,6 +502,8 @@ def main():
     # started (work stealing) or to answer at all: it waits up to a switch interval for it (5 ms by default).
     sys.setswitchinterval(SWITCH_INTERVAL)
     worker = Worker(main_ns)
+    from . import host
+    host.install(worker)
     signal.signal(signal.SIGINT, worker.on_sigint)
     signal.signal(signal.SIGALRM, worker.alarm_handler)
     signal.signal(signal.SIGTERM, P.host_gone)  # the parent-death signal (see control.py), or a kill: the group ends

@@ -157,7 +157,7 @@ export function poolMemory(core: PoolCore) {
       const timeout = statsTimeout(options);
       const workers = await each(readyWorkers(core), (w) => workerMemoryStats(w, timeout));
       workers.sort((a, b) => a.workerId - b.workerId);
-      const totals: PoolMemoryStats['totals'] = { rss: 0, peakRss: 0, calls: 0, gcCollected: 0, gcUncollectable: 0 };
+      const totals: PoolMemoryStats['totals'] = { rss: 0, peakRss: 0, calls: 0, gcCollected: 0, gcUncollectable: 0, handles: 0 };
       let traced = false;
       let tracedCurrent = 0;
       let tracedPeak = 0;
@@ -165,6 +165,7 @@ export function poolMemory(core: PoolCore) {
         totals.rss += w.rss ?? 0;
         totals.peakRss += w.peakRss ?? 0;
         totals.calls += w.calls;
+        totals.handles += w.handles.count;
         for (const g of w.gcStats) {
           totals.gcCollected += g.collected;
           totals.gcUncollectable += g.uncollectable;
@@ -177,7 +178,7 @@ export function poolMemory(core: PoolCore) {
       }
       // Keys in the documented order; the traced ones only while some worker traces.
       const ordered: PoolMemoryStats['totals'] = traced
-        ? { rss: totals.rss, peakRss: totals.peakRss, calls: totals.calls, tracedMemoryCurrent: tracedCurrent, tracedMemoryPeak: tracedPeak, gcCollected: totals.gcCollected, gcUncollectable: totals.gcUncollectable }
+        ? { rss: totals.rss, peakRss: totals.peakRss, calls: totals.calls, tracedMemoryCurrent: tracedCurrent, tracedMemoryPeak: tracedPeak, gcCollected: totals.gcCollected, gcUncollectable: totals.gcUncollectable, handles: totals.handles }
         : totals;
       return { workers, totals: ordered };
     },

@@ -47,6 +47,17 @@ export interface WorkerMemoryStats {
   tracedMemoryCurrent?: number;
   /** Most bytes traced at once since tracing started: present only while tracemalloc traces. */
   tracedMemoryPeak?: number;
+  /**
+   * Objects this worker keeps for handles (`PyRef`s) not yet disposed: how many, and how many of each Python type
+   * (most first). Handles the program forgets to dispose show up here. (Unanswered: the host's count, no types.)
+   */
+  handles: HandleCounts;
+}
+
+export interface HandleCounts {
+  count: number;
+  /** Python type name → live handles to objects of that type. */
+  types: Record<string, number>;
 }
 
 /** Every answering worker's stats and what adds up across them. */
@@ -66,6 +77,8 @@ export interface PoolMemoryStats {
     gcCollected: number;
     /** Uncollectable objects, all generations and workers. */
     gcUncollectable: number;
+    /** Live handles, all workers. */
+    handles: number;
   };
 }
 

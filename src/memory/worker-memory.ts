@@ -4,7 +4,7 @@
  */
 import { ArgumentError, NotTracingError, PythonError, WorkerCrashedError } from '../errors.js';
 import type { PythonWorker } from '../worker/worker.js';
-import type { GcGenerationStats, WorkerMemoryStats } from './types.js';
+import type { GcGenerationStats, HandleCounts, WorkerMemoryStats } from './types.js';
 import { after } from '../util/timers.js';
 
 export const STATS_TIMEOUT = 1000;
@@ -39,6 +39,7 @@ interface PythonStats {
   memoryLimit?: number | null;
   tracedMemoryCurrent?: number;
   tracedMemoryPeak?: number;
+  handles?: HandleCounts;
 }
 
 const TIMED_OUT = Symbol('timed out');
@@ -83,6 +84,7 @@ export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TI
     calls: py ? py.calls : Math.max(0, worker.completed - 1),
     uptime: py ? py.uptime : (Date.now() - worker.startedAt) / 1000,
     memoryLimit: py?.memoryLimit ?? null,
+    handles: py?.handles ? { count: py.handles.count, types: { ...py.handles.types } } : { count: worker.handles.size, types: {} },
   };
   if (py && py.tracedMemoryCurrent !== undefined && py.tracedMemoryPeak !== undefined) {
     stats.tracedMemoryCurrent = py.tracedMemoryCurrent;

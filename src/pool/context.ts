@@ -1,7 +1,7 @@
 /**
  * A context: a namespace of its own, pinned to one worker for its whole life.
  */
-import { ContextClosedError, ContextLostError } from '../errors.js';
+import { ContextClosedError, ContextLostError, RefWorkerError } from '../errors.js';
 import { contextMemory, type MemorySnapshot } from '../memory/index.js';
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, ReferenceInfo, ReferencesOptions, SnapshotOptions, WorkerMemoryStats } from '../memory/types.js';
 import type { CallOptions, StreamOptions } from '../options.js';
@@ -9,6 +9,7 @@ import { requestContextClose } from '../protocol/requests.js';
 import { CallJob } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
 import type { PoolCore } from './pool.js';
+import type { PyRef } from './ref.js';
 import type { PyStream } from './stream.js';
 import { streamCall, streamEval, submitCall, submitEval, submitExec, type Target } from './submit.js';
 
@@ -33,7 +34,13 @@ export class Context {
       defaultDeadline: () => core.options.deadline || undefined,
       check: () => void this.#usableWorker(),
       track: (job) => core.track(job),
-      submit: (job) => this.#usableWorker().send(job),
+      submit: (job, home) => {
+        const worker = this.#usableWorker();
+        if (home && home !== worker) {
+          throw new RefWorkerError(`A handle of worker ${home.id} was passed to a context on worker ${worker.id}: a handle works only on its own worker`);
+        }
+        worker.send(job);
+      },
       registered: (state, stream, open) => core.registered(state, stream, open),
       unpinned: (worker) => core.unpinned(worker),
     };
@@ -57,6 +64,16 @@ export class Context {
   /** Evaluate an expression in this context's namespace, with optional locals that do not persist. */
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
     return submitEval(this.#target, code, locals, options) as Promise<T>;
+  }
+
+  /** Call `module.fn(*args, **kwargs)` in this context and answer with a handle to its result. */
+  callRef(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<PyRef> {
+    return submitCall(this.#target, module, fn, args, options, true) as Promise<PyRef>;
+  }
+
+  /** Evaluate an expression in this context's namespace and answer with a handle to its value. */
+  evalRef(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<PyRef> {
+    return submitEval(this.#target, code, locals, options, true) as Promise<PyRef>;
   }
 
   /** Run statements in this context's namespace; what they define persists until the context closes. */

@@ -7,6 +7,7 @@ import { WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { trackWorker } from '../exit-guard.js';
 import type { ResolvedPoolOptions } from '../options.js';
 import { requestExec } from '../protocol/requests.js';
+import type { HandleFactory } from '../protocol/handles.js';
 import type { PythonInfo } from '../python.js';
 import { CallJob, type Job, type JobOptions } from '../worker/job.js';
 import { PythonWorker, type WorkerConfig, type WorkerEvents } from '../worker/worker.js';
@@ -63,6 +64,8 @@ export interface FleetHooks {
   broken(error: WorkerStartError): void;
   /** The pool is closing (nothing is restarted or recycled then). */
   closing(): boolean;
+  /** Makes the handle objects (PyRefs) of a worker's replies. */
+  handles(worker: PythonWorker): HandleFactory;
 }
 
 interface PendingExec {
@@ -146,6 +149,8 @@ export class Fleet {
       forceKillAfter: o.forceKillAfter,
       startTimeout: o.startTimeout,
       init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null, arrays: o.arrays },
+      functions: o.functions,
+      handles: this.hooks.handles,
     };
   }
 
@@ -315,22 +320,22 @@ export class Fleet {
     await Promise.all(this.slots.filter((s) => s.worker.state === 'ready' || s.worker.state === 'starting').map((s) => this.retire(s, 'manual')));
   }
 
-  /** A context closed or a stream ended on `worker`: retire it if that was all that kept it. */
+  /** A context closed, a stream ended or a handle was released on `worker`: retire it if that was all that kept it. */
   unpinned(worker: PythonWorker): void {
     const slot = this.#slotOf.get(worker);
-    if (slot?.retireWhenFree && worker.contexts.size === 0 && worker.streams === 0) void this.retire(slot, slot.retireWhenFree);
+    if (slot?.retireWhenFree && !worker.pinned) void this.retire(slot, slot.retireWhenFree);
   }
 
   /**
    * Retire a worker: its replacement (the spare, started ahead, or a new worker) takes its place; the old worker
-   * takes no new calls, finishes those it has, and ends. A worker with open contexts or streams is retired when
-   * they end.
+   * takes no new calls, finishes those it has, and ends. A worker with open contexts, open streams or live handles
+   * is retired when they end.
    */
   retire(slot: WorkerSlot, reason: RecycleReason, rss = slot.worker.rss()?.rss): Promise<void> {
     const { worker } = slot;
     if (this.hooks.closing() || slot.replacing || (worker.state !== 'ready' && worker.state !== 'starting')) return Promise.resolve();
-    if (worker.contexts.size > 0 || worker.streams > 0) {
-      slot.retireWhenFree = reason; // contexts and open streams keep their state: retire when they end
+    if (worker.pinned) {
+      slot.retireWhenFree = reason; // contexts, open streams and handles keep their state: retire when they end
       return Promise.resolve();
     }
     slot.retireWhenFree = undefined;

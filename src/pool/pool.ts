@@ -11,11 +11,13 @@ import { MemoryMonitor, type MemoryEvent, type PressureEvent } from '../memory/m
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from '../memory/types.js';
 import { resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
 import { resolvePython, type PythonInfo } from '../python.js';
-import { checkCode } from '../validate.js';
+import { checkCode, checkFunction, checkFunctionName, checkString } from '../validate.js';
+import { callbackScope, type HostFunction } from '../worker/callbacks.js';
 import type { CallJob, Job } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
 import { ArgumentError } from '../errors.js';
 import { Context } from './context.js';
+import { PyRef, type RefHost } from './ref.js';
 import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
 import { failJob, Scheduler } from './scheduler.js';
 import type { PyStream, StreamState } from './stream.js';
@@ -123,6 +125,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     super();
     this.#options = options;
     const closing = () => this.#closing;
+    const refHost: RefHost = {
+      defaultTimeout: () => options.timeout || undefined,
+      defaultDeadline: () => options.deadline || undefined,
+      checkOpen: () => this.#checkOpen(),
+      track: (job) => this.#track(job),
+      unpinned: (worker) => this.#fleet.unpinned(worker),
+    };
     this.#fleet = new Fleet(options, python, {
       workerStart: (worker) => this.emit('workerStart', { workerId: worker.id, pid: worker.pid }),
       workerExit: (event) => this.emit('workerExit', event),
@@ -151,6 +160,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       reclaim: (slot) => this.#scheduler.reclaim(slot),
       broken: (error) => this.#onBroken(error),
       closing,
+      handles: (worker) => (_token, id, typeName) => new PyRef(refHost, worker, id, typeName),
     }, (job) => this.#track(job));
     const fleet = this.#fleet;
     this.#scheduler = new Scheduler<PythonWorker>(
@@ -172,9 +182,18 @@ export class Pool extends EventEmitter<PoolEvents> {
       defaultDeadline: () => options.deadline || undefined,
       check: () => this.#checkOpen(),
       track: (job) => this.#track(job),
-      submit: (job) => {
+      submit: (job, home) => {
         this.#checkOpen();
-        this.#scheduler.enqueue(job);
+        if (home) {
+          home.send(job); // its handles' objects live there
+          return;
+        }
+        // Made by a host function Python waits for: to that worker, which runs it inside its wait (nested). Queued
+        // behind the waiting call, it could wait for it forever.
+        const scope = callbackScope.getStore();
+        const worker = scope?.active ? (scope.worker as PythonWorker) : undefined;
+        if (worker && worker.state !== 'exited') worker.send(job);
+        else this.#scheduler.enqueue(job);
       },
       registered: (state, stream, open) => this.#registered(state, stream, open),
       unpinned: (worker) => fleet.unpinned(worker),
@@ -239,6 +258,29 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Evaluate a Python expression with optional local variables (which never persist in the worker). */
   eval<T = any>(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<T> {
     return submitEval(this.#core.target, code, locals, options) as Promise<T>;
+  }
+
+  /** Call `module.fn(*args, **kwargs)` and answer with a handle to its result, which stays in the worker. */
+  callRef(module: string, fn: string, args: unknown[] = [], options?: CallOptions): Promise<PyRef> {
+    return submitCall(this.#core.target, module, fn, args, options, true) as Promise<PyRef>;
+  }
+
+  /** Evaluate a Python expression and answer with a handle to its value, which stays in the worker. */
+  evalRef(code: string, locals?: Record<string, unknown> | null, options?: CallOptions): Promise<PyRef> {
+    return submitEval(this.#core.target, code, locals, options, true) as Promise<PyRef>;
+  }
+
+  /**
+   * Let Python call `fn` as `host.<name>(...)` (`from pyworkers import host`), on every worker, from now on.
+   * Replaces a function of that name.
+   */
+  expose(name: string, fn: HostFunction): void {
+    this.#options.functions.set(checkFunctionName(name, 'name'), checkFunction(fn, 'fn'));
+  }
+
+  /** Forget the host function `name`; Python calls to it then raise. Returns whether it was registered. */
+  unexpose(name: string): boolean {
+    return this.#options.functions.delete(checkString(name, 'name'));
   }
 
   /**

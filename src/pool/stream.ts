@@ -7,15 +7,17 @@
 import { AbortError, ArgumentError, PoolClosedError, ProtocolError, TimeoutError, WorkerCrashedError } from '../errors.js';
 import { Job } from '../worker/job.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
+import { homeWorker } from './home.js';
 import { requestStreamClose, requestStreamMore } from '../protocol/requests.js';
 import { Kind } from '../protocol/frames.js';
+import type { WireHandle } from '../protocol/handles.js';
 import type { PythonWorker } from '../worker/worker.js';
 import { after } from '../util/timers.js';
 import { onAbort } from '../util/abort.js';
 
 export interface StreamHost {
   /** Send the opening job to some worker (through the pool's queue, or to a context's worker). */
-  submit(job: Job): void | Promise<void>;
+  submit(job: Job, home?: PythonWorker): void | Promise<void>;
   /**
    * The stream opened (is counted among the pool's open streams) or ended. `stream` is held weakly by the host:
    * a stream the program drops is closed when it is garbage-collected (see `dropped` below).
@@ -121,7 +123,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   /** True once the stream has ended, failed or been closed. */
   settled = false;
   readonly #host: StreamHost;
-  readonly #open: () => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[] };
+  readonly #open: () => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[]; handles?: WireHandle[] };
   readonly #highWaterMark: number;
   readonly #timeout: number | undefined;
   readonly #signal: AbortSignal | undefined;
@@ -147,7 +149,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
   /** @internal */
   constructor(
     host: StreamHost,
-    open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[] },
+    open: (credit: number) => { kind: number; frame: Buffer; flags: number; pinned: boolean; parts?: Uint8Array[]; handles?: WireHandle[] },
     options: { highWaterMark: number; timeout: number | undefined; signal: AbortSignal | undefined; deadline?: number | undefined },
   ) {
     this.#deadline = options.deadline;
@@ -265,13 +267,14 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
       this.#fail(error);
     };
     try {
-      const { kind, frame, flags, pinned, parts } = this.#open();
-      const job = new StepJob(kind, frame, flags, pinned, this as PyStream<unknown>, parts);
+      const { kind, frame, flags, pinned, parts, handles } = this.#open();
+      const home = handles ? homeWorker(handles) : undefined;
+      const job = new StepJob(kind, frame, flags, pinned || home !== undefined, this as PyStream<unknown>, parts);
       this.#outstanding = this.#highWaterMark;
       this.#step = job;
       this.#host.registered?.(this.#state, this as PyStream<unknown>, true);
       dropped.register(this, this.#state, this);
-      this.#host.submit(job)?.catch(failed);
+      this.#host.submit(job, home)?.catch(failed);
     } catch (error) {
       failed(error);
     }
@@ -305,7 +308,7 @@ export class PyStream<T = any> implements AsyncIterable<T>, AsyncIterator<T> {
     if (this.settled) return last;
     let value: unknown;
     try {
-      value = decodePayload(flags, buf, start, end, kind !== Kind.ERROR, parts);
+      value = decodePayload(flags, buf, start, end, kind !== Kind.ERROR, parts, this.#worker?.handleFactory ?? job.worker?.handleFactory);
     } catch (error) {
       this.#ended = true;
       this.#deliverError(error);

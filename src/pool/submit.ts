@@ -6,7 +6,10 @@ import { ArgumentError, PyWorkersError } from '../errors.js';
 import { resolveCallOptions, type CallOptions, type ResolvedCallOptions, type StreamOptions } from '../options.js';
 import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
-import { CallJob } from '../worker/job.js';
+import { FLAG_RETURN_REF } from '../protocol/frames.js';
+import { CallJob, type Job } from '../worker/job.js';
+import type { PythonWorker } from '../worker/worker.js';
+import { homeWorker } from './home.js';
 import { failedStream, PyStream, type StreamHost } from './stream.js';
 
 /** Where requests go: the pool's queue (any worker) or one worker (a context's). */
@@ -23,6 +26,8 @@ export interface Target extends StreamHost {
   check(): void;
   /** Count the call's outcome in the pool's stats. */
   track(job: CallJob): void;
+  /** Send a job; `home`: the worker holding the handles among its values, where it must run. */
+  submit(job: Job, home?: PythonWorker): void | Promise<void>;
 }
 
 /**
@@ -35,16 +40,22 @@ export function withCallerStack(error: unknown): never {
   throw error;
 }
 
-function submit(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined): Promise<unknown> {
+/**
+ * Check, encode and send one request; its promise. `returnRef`: answer with a handle (callRef, evalRef). A request
+ * with handles among its values runs on their worker.
+ */
+export function submit(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
   try {
     target.check();
     const o = resolveCallOptions(options, false);
     const request = build(o);
+    const home = request.handles ? homeWorker(request.handles) : undefined;
     const deadline = o.deadline ?? target.defaultDeadline();
-    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal, deadline: deadline || undefined }, target.pinned, request.parts);
+    const flags = returnRef || o.returnRef ? request.flags | FLAG_RETURN_REF : request.flags;
+    const job = new CallJob(request.kind, request.frame, flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal, deadline: deadline || undefined }, target.pinned || home !== undefined, request.parts);
     target.track(job);
     if (!job.settled) {
-      const sent = target.submit(job);
+      const sent = target.submit(job, home);
       if (sent) sent.catch((error: unknown) => job.fail(error));
     }
     return job.promise.then(undefined, withCallerStack);
@@ -54,19 +65,20 @@ function submit(target: Target, build: (o: ResolvedCallOptions) => Request, opti
 }
 
 /** `module.fn(*args, **kwargs)`. */
-export function submitCall(target: Target, module: string, fn: string, args: unknown, options: CallOptions | undefined): Promise<unknown> {
-  return submit(target, (o) => requestCall(target.ctx, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), options);
+export function submitCall(target: Target, module: string, fn: string, args: unknown, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
+  return submit(target, (o) => requestCall(target.ctx, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), options, returnRef);
 }
 
 /** An expression with optional locals. */
-export function submitEval(target: Target, code: string, locals: Record<string, unknown> | null | undefined, options: CallOptions | undefined): Promise<unknown> {
-  return submit(target, () => requestEval(target.ctx, checkCode(code), checkLocals(locals)), options);
+export function submitEval(target: Target, code: string, locals: Record<string, unknown> | null | undefined, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
+  return submit(target, () => requestEval(target.ctx, checkCode(code), checkLocals(locals)), options, returnRef);
 }
 
 /** Statements in the target's namespace (one worker: the pool's exec() reaches every worker, see Fleet). */
 export function submitExec(target: Target, code: string, options: CallOptions | undefined): Promise<unknown> {
   return submit(target, (o) => {
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
+    if (o.returnRef) throw new ArgumentError("exec() returns nothing: it takes no returns: 'ref'");
     return requestExec(target.ctx, checkCode(code));
   }, options);
 }

@@ -6,6 +6,7 @@
 import { ConversionError } from '../errors.js';
 import { DataFrame, Series, type Column } from './dataframe.js';
 import { MAX_DEPTH } from './encode.js';
+import type { HandleFactory } from './handles.js';
 import { NDArray } from './ndarray.js';
 
 export { MAX_DEPTH };
@@ -22,6 +23,7 @@ let E = 0;
 let ext = false;
 let refs: unknown[] = [];
 let parts: Uint8Array[] | undefined;
+let handles: HandleFactory | undefined;
 
 /**
  * Decode one marshal value from `buf[start, end)`. With `extended`, the value may hold tagged values: tuples
@@ -31,7 +33,7 @@ let parts: Uint8Array[] | undefined;
  * @throws ConversionError for Python types without a JavaScript counterpart, cycles, nesting deeper than MAX_DEPTH
  *   and malformed or truncated data.
  */
-export function decode(buf: Buffer, start: number, end: number, extended: boolean, wrapper = false, frameParts?: Uint8Array[]): unknown {
+export function decode(buf: Buffer, start: number, end: number, extended: boolean, wrapper = false, frameParts?: Uint8Array[], handleFactory?: HandleFactory): unknown {
   if (!(start >= 0 && start <= end && end <= buf.length)) {
     throw new ConversionError(`invalid range [${start}, ${end}) of a ${buf.length}-byte buffer`);
   }
@@ -40,6 +42,7 @@ export function decode(buf: Buffer, start: number, end: number, extended: boolea
   E = end;
   ext = extended;
   parts = frameParts;
+  handles = handleFactory;
   try {
     const v = read(wrapper ? -1 : 0);
     if (P !== E) throw new ConversionError(`bad marshal data: ${E - P} unexpected bytes after the value`);
@@ -52,6 +55,7 @@ export function decode(buf: Buffer, start: number, end: number, extended: boolea
   } finally {
     B = EMPTY;
     parts = undefined;
+    handles = undefined;
     if (refs.length !== 0) refs = [];
   }
 }
@@ -274,6 +278,10 @@ function tag(n: number, d: number): unknown {
     }
     case 'DF':
       return DataFrame.fromWire(f[1] as unknown[], f[2] as Column[], f[3] as Column | null);
+    case 'R':
+      if (typeof f[1] !== 'number' || typeof f[2] !== 'number' || typeof f[3] !== 'string') throw new ConversionError('bad marshal data: malformed handle');
+      if (!handles) throw new ConversionError(`a handle (to a Python '${f[3]}') cannot arrive here`);
+      return handles(f[1], f[2], f[3]);
     case 'SR':
       return new Series(f[2] as Column, { name: f[1], index: f[3] as Column | null });
   }

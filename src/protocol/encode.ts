@@ -9,6 +9,7 @@
 import { ConversionError } from '../errors.js';
 import { DataFrame, Series } from './dataframe.js';
 import { PART_BUFFER, PART_BYTES } from './frames.js';
+import { HANDLE, isHandle, type WireHandle } from './handles.js';
 import { dtypeOfTypedArray, NDArray, typestrOf } from './ndarray.js';
 import { kTuple } from './tuple.js';
 
@@ -128,10 +129,17 @@ export class Encoder {
   /** Large buffers of this message, sent after it as they are; the message refers to them by index. */
   private partList: Uint8Array[] = [];
   private partKinds: number[] = [];
+  /** Handles (PyRefs) written in this message. */
+  private handleList: WireHandle[] = [];
 
   /** True when the message contains a tagged value (a Date, an array, large bytes, ...) since `begin()`. */
   get tagged(): boolean {
     return this.isTagged;
+  }
+
+  /** The handles written since `begin()`, if any. */
+  get handles(): WireHandle[] | undefined {
+    return this.handleList.length ? this.handleList : undefined;
   }
 
   /** The parts of the message since `begin()`, with what Python reads each into (PART_BYTES, PART_BUFFER). */
@@ -155,6 +163,7 @@ export class Encoder {
       this.partList = [];
       this.partKinds = [];
     }
+    if (this.handleList.length !== 0) this.handleList = [];
   }
 
   /** The finished message (reserve + encoded bytes). The caller owns it: later messages never write into it. */
@@ -336,6 +345,14 @@ export class Encoder {
     }
     if (ArrayBuffer.isView(v)) {
       this.view(v, d);
+      return;
+    }
+    if (isHandle(v)) {
+      const { token, id } = v[HANDLE];
+      this.tagHeader('R', 2);
+      this.num(token);
+      this.num(id);
+      this.handleList.push(v);
       return;
     }
     if (v instanceof NDArray) {

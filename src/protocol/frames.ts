@@ -14,10 +14,14 @@ export const HEADER_SIZE = 11;
 /** The header's last byte. With a known kind and known flags it tells a frame from stray bytes on the channel. */
 export const MAGIC = 0xa7;
 /** Checked at start-up on both sides (the INIT request and the worker's answer carry it). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const FLAG_TAGGED = 0x01;
 /** The payload has parts (see above); implies FLAG_TAGGED. */
 export const FLAG_PARTS = 0x02;
+/** Host → worker: a request made by a callback the worker waits for; it runs at once, inside the wait. */
+export const FLAG_NESTED = 0x10;
+/** Host → worker: answer with a handle to the result (a PyRef), not the result. */
+export const FLAG_RETURN_REF = 0x20;
 /** What Python reads a part into: `bytes`, or a writable buffer (an array's data). */
 export const PART_BYTES = 0;
 export const PART_BUFFER = 1;
@@ -42,6 +46,7 @@ export const Kind = {
   STREAM_MORE: 7,
   STREAM_CLOSE: 8,
   CONTEXT_CLOSE: 9,
+  CALLBACK_REPLY: 10,
   CANCEL: 32,
   CONTROL: 33,
   OK: 64,
@@ -49,10 +54,11 @@ export const Kind = {
   ITEMS: 66,
   ITEMS_PAUSE: 67,
   ITEMS_END: 68,
+  CALLBACK: 69,
 } as const;
 
 /** What a worker sends: on the data channel, and on the control channel. */
-export const WORKER_DATA_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR, Kind.ITEMS, Kind.ITEMS_PAUSE, Kind.ITEMS_END]);
+export const WORKER_DATA_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR, Kind.ITEMS, Kind.ITEMS_PAUSE, Kind.ITEMS_END, Kind.CALLBACK]);
 export const WORKER_CONTROL_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR]);
 
 /** Fill in the header that `Encoder.begin(HEADER_SIZE)` left room for; `extra` bytes of parts follow the frame. */

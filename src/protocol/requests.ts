@@ -5,6 +5,7 @@
  */
 import { ConversionError } from '../errors.js';
 import { Encoder } from './encode.js';
+import type { WireHandle } from './handles.js';
 import { FLAG_PARTS, FLAG_TAGGED, HEADER_SIZE, Kind, MAX_FRAME, partsHead, PROTOCOL_VERSION } from './frames.js';
 
 /** An encoded request: its kind, its frame (with room for the header) and the parts written after it, if any. */
@@ -13,6 +14,8 @@ export interface Request {
   frame: Buffer;
   flags: number;
   parts?: Uint8Array[];
+  /** The handles (PyRefs) among its values: it must run on their worker. */
+  handles?: WireHandle[];
 }
 
 /**
@@ -33,12 +36,13 @@ function encode(kind: number, write: (enc: Encoder) => void): Request {
     const message = enc.end();
     const flags = enc.tagged ? FLAG_TAGGED : 0;
     const parts = enc.parts;
-    if (!parts) return { kind, frame: message, flags };
+    const handles = enc.handles;
+    if (!parts) return handles ? { kind, frame: message, flags, handles } : { kind, frame: message, flags };
     const frame = partsHead(message, HEADER_SIZE, parts.buffers, parts.kinds);
     if (frame.length - 4 + partsSize(parts.buffers) > MAX_FRAME) {
       throw new ConversionError(`a message larger than ${MAX_FRAME / 2 ** 30} GiB cannot be sent to Python`);
     }
-    return { kind, frame, flags: flags | FLAG_PARTS, parts: parts.buffers };
+    return { kind, frame, flags: flags | FLAG_PARTS, parts: parts.buffers, ...(handles ? { handles } : {}) };
   } finally {
     if (own) sharedBusy = false;
   }
@@ -66,6 +70,23 @@ export function requestCall(ctx: number, module: string, fn: string, args: unkno
     enc.value(args, 'args', true);
     enc.value(kwargs ?? null, 'kwargs', true);
   });
+}
+
+/** CALL of a method of a handle's object: (0, handle, method, args, kwargs). */
+export function requestHandleCall(handle: WireHandle, method: string, args: unknown[], kwargs: Record<string, unknown> | undefined): Request {
+  return encode(Kind.CALL, (enc) => {
+    enc.tupleHeader(5);
+    enc.number(0);
+    enc.value(handle, 'handle');
+    enc.str(method);
+    enc.value(args, 'args', true);
+    enc.value(kwargs ?? null, 'kwargs', true);
+  });
+}
+
+/** CALLBACK_REPLY (the id is the callback's): ['ok', value], ['error', [name, message, stack]] or ['unknown', names]. */
+export function requestCallbackReply(reply: unknown[]): Request {
+  return encode(Kind.CALLBACK_REPLY, (enc) => enc.value(reply, 'result', true));
 }
 
 /** EVAL: (ctx, code, locals). */

@@ -31,6 +31,8 @@ export abstract class Job {
   stealing = false;
   /** When it started running (performance.now()). */
   startedAt = 0;
+  /** Sent nested: the request whose callback made it (interrupting that one interrupts this one). */
+  parent: Job | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -172,7 +174,7 @@ export class CallJob extends Job {
   onFrame(kind: number, flags: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): boolean {
     if (this.settled) return kind === Kind.OK || kind === Kind.ERROR;
     try {
-      const value = decodePayload(flags, buf, start, end, false, parts);
+      const value = decodePayload(flags, buf, start, end, false, parts, this.worker?.handleFactory);
       if (kind === Kind.OK) this.succeed(value);
       else if (kind === Kind.ERROR) this.fail(errorFromReply(value, this.worker?.id ?? 0));
       else this.fail(new ProtocolError(`unexpected frame kind ${kind} for a call`));

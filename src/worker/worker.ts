@@ -2,15 +2,18 @@
  * One Python worker process: spawn, handshake, the jobs sent to it, control requests, interrupts, kill.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PyWorkersError, TimeoutError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, type Job } from './job.js';
-import { FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
+import { callbackScope, WorkerCallbacks, type HostFunction } from './callbacks.js';
+import type { HandleFactory } from '../protocol/handles.js';
+import { FLAG_NESTED, FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
-import { partsSize, requestCancel, requestControl, requestInit } from '../protocol/requests.js';
+import { partsSize, requestCancel, requestControl, requestInit, type Request } from '../protocol/requests.js';
 import { createProgressFile, lastStarted } from './progress.js';
 import { after } from '../util/timers.js';
 
@@ -35,6 +38,10 @@ export interface WorkerConfig {
   startTimeout: number;
   /** Extra settings sent to the worker at start (memory limit, ...). */
   init?: Record<string, unknown>;
+  /** The functions Python may call (`pyworkers.host`). */
+  functions?: ReadonlyMap<string, HostFunction>;
+  /** Makes the handle objects (PyRefs) of this worker's replies. */
+  handles?: (worker: PythonWorker) => HandleFactory;
 }
 
 export interface WorkerEvents {
@@ -87,6 +94,15 @@ export class PythonWorker {
   readonly contexts = new Set<number>();
   /** Open streams whose Python iterator lives here. */
   streams = 0;
+  /** Handles (PyRefs) to objects that live here, not disposed: their numbers. */
+  readonly handles = new Set<number>();
+  /** Tells this worker's handles from another's (sent at start; in every handle). */
+  readonly token = randomInt(1, 2 ** 31 - 1);
+  /** Makes the PyRefs of this worker's replies. */
+  readonly handleFactory: HandleFactory | undefined;
+  /** Requests made by callbacks this worker waits for: they run inside the wait, by id (see callbacks.ts). */
+  readonly #nested = new Map<number, Job>();
+  readonly #callbacks: WorkerCallbacks;
   #state: WorkerState = 'starting';
   #killReason: string | undefined;
   /** Where the worker writes the id of each request it starts (see progress.ts). */
@@ -112,6 +128,15 @@ export class PythonWorker {
     this.#events = events;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.#progress = createProgressFile(id);
+    this.handleFactory = config.handles?.(this);
+    const functions = config.functions;
+    this.#callbacks = new WorkerCallbacks({
+      worker: this,
+      functions: () => functions,
+      handles: () => this.handleFactory,
+      jobById: (jobId) => this.#nested.get(jobId) ?? this.sent.find((job) => job.id === jobId),
+      write: (request, callbackId) => this.#write(request, callbackId),
+    });
     this.#child = spawn(config.executable, ['-c', BOOT], {
       cwd: config.cwd,
       env: {
@@ -188,14 +213,19 @@ export class PythonWorker {
     return this.#child.pid;
   }
 
-  /** Jobs sent and not ended (the running one included). */
+  /** Jobs sent and not ended (the running one included, and requests running nested in a callback's wait). */
   get load(): number {
-    return this.sent.length;
+    return this.sent.length + this.#nested.size;
+  }
+
+  /** Open contexts, open streams and live handles: state that keeps the worker from being retired. */
+  get pinned(): boolean {
+    return this.contexts.size > 0 || this.streams > 0 || this.handles.size > 0;
   }
 
   /** Send INIT and resolve once the worker is ready. */
   start(config: WorkerConfig): Promise<ReadyInfo> {
-    const { kind, frame, flags } = requestInit({ workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init });
+    const { kind, frame, flags } = requestInit({ workerId: this.id, path: config.pythonPath, setup: config.setup, ...config.init, token: this.token });
     const job = new CallJob(kind, frame, flags, { timeout: undefined, signal: undefined }, true);
     const timer = after(config.startTimeout, () => {
       job.fail(new WorkerStartError(`Python worker ${this.id} did not start within ${config.startTimeout} ms`));
@@ -233,6 +263,13 @@ export class PythonWorker {
       this.#nextId = this.#nextId >= 0xfffffff0 ? 1 : this.#nextId + 1;
     }
     job.worker = this;
+    if (this.#callbacks.size !== 0) {
+      const scope = callbackScope.getStore();
+      if (scope?.active && scope.worker === this) {
+        this.#sendNested(job, scope.job);
+        return;
+      }
+    }
     this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id, partsSize(job.parts)), this.sent.length === 0, job.parts);
     this.sent.push(job);
     if (this.sent.length === 1) {
@@ -241,16 +278,40 @@ export class PythonWorker {
     }
   }
 
-  /** Whether `job` is still sent and not ended here. */
-  owns(job: Job): boolean {
-    return this.sent.includes(job);
+  /**
+   * A request made by a callback this worker waits for (Python → TypeScript → this worker): the worker runs it at
+   * once, inside the wait, and answers it by id. Queued behind the waiting request, it would never run.
+   */
+  #sendNested(job: Job, parent: Job | undefined): void {
+    job.parent = parent;
+    this.#nested.set(job.id, job);
+    this.#writer.write(writeHeader(job.frame, job.kind, job.flags | FLAG_NESTED, job.id, partsSize(job.parts)), true, job.parts);
+    this.#updateRef();
+    job.start();
   }
 
-  /** Ask the worker to interrupt job `job` (now if it runs, else as soon as it starts). */
+  /** Whether `job` is still sent and not ended here. */
+  owns(job: Job): boolean {
+    return this.sent.includes(job) || this.#nested.get(job.id) === job;
+  }
+
+  /**
+   * Ask the worker to interrupt job `job` (now if it runs, else as soon as it starts); with it, what runs on its
+   * behalf: the callbacks it waits for are answered (so that the wait ends) and its nested requests interrupted.
+   */
   cancel(job: Job): void {
     if (this.state === 'exited') return;
     const { kind, frame, flags } = requestCancel();
     this.#writeControl(writeHeader(frame, kind, flags, job.id));
+    if (this.#callbacks.size !== 0) this.#callbacks.cancelFor(job.id);
+    for (const child of this.#nested.values()) if (child.parent === job) child.interrupt();
+  }
+
+  /** Write a frame that is not a request (a callback's reply) on the data channel. */
+  #write(request: Request, id: number): void {
+    if (this.#state === 'exited') return;
+    this.#writer.write(writeHeader(request.frame, request.kind, request.flags, id, partsSize(request.parts)), true, request.parts);
+    this.#updateRef();
   }
 
   /**
@@ -330,7 +391,7 @@ export class PythonWorker {
   }
 
   #busy(): boolean {
-    return this.state === 'starting' || this.state === 'retiring' || this.sent.length > 0 || this.#controlRequests.size > 0;
+    return this.state === 'starting' || this.state === 'retiring' || this.sent.length > 0 || this.#nested.size > 0 || this.#callbacks.size > 0 || this.#controlRequests.size > 0;
   }
 
   #setRef(on: boolean): void {
@@ -374,6 +435,24 @@ export class PythonWorker {
   }
 
   #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): void => {
+    if (kind === Kind.CALLBACK) {
+      this.#callbacks.onCallback(id, flags, buf, start, end, parts);
+      this.#updateRef();
+      return;
+    }
+    if (this.#nested.size !== 0) {
+      const nested = this.#nested.get(id);
+      if (nested) {
+        if (!nested.onFrame(kind, flags, buf, start, end, parts)) return;
+        this.#nested.delete(id);
+        nested.finish();
+        this.completed++;
+        this.served++;
+        this.#updateRef();
+        this.#events.jobEnded(this);
+        return;
+      }
+    }
     let job = this.sent[0];
     // A frame for a later request while the head is being taken back: the worker skipped the head (it gave it
     // back, and its answer on the control channel has not arrived yet).
@@ -448,6 +527,12 @@ export class PythonWorker {
         requeue.push(job);
       }
     }
+    for (const job of this.#nested.values()) {
+      job.onLost(crash, true);
+      job.finish();
+    }
+    this.#nested.clear();
+    this.#callbacks.abandon();
     for (const request of this.#controlRequests.values()) request.reject(crash);
     this.#controlRequests.clear();
     this.#data.destroy();
