@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterEach } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { createPool, type Pool, type PoolOptions } from '../src/index.js';
 
 const pools = new Set<Pool>();
@@ -90,4 +92,10 @@ export function requires(python: string | undefined, module: string): { skip: st
 export function need(python: string | undefined, module: string): string {
   if (!python) assert.fail(`no Python interpreter can import ${module}: .ci/run installs it (python3-${module})`);
   return python;
+}
+
+/** Collect garbage in this process now (the test runner has no --expose-gc). */
+export function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
 }

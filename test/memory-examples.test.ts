@@ -131,7 +131,8 @@ describe('docs/memory.md examples', () => {
   it('tutorial: reference counts around b = a / del b', async () => {
     const out = await run('refcount');
     assert.match(out, /^a = \[\] +-> 1\nb = a +-> 2\ndel b +-> 1\nsys\.getrefcount\(a\) -> 2$/m);
-    assert.match(out, /refcount 2, referrers:\n {2}dict: namespace of context \d+, name 'a'\n {2}dict: dict, key 'item'/);
+    // (in the order gc.get_referrers finds them, which depends on when the collector last ran)
+    assert.match(out, /refcount 2, referrers:\n( {2}dict: namespace of context \d+, name 'a'\n {2}dict: dict, key 'item'| {2}dict: dict, key 'item'\n {2}dict: namespace of context \d+, name 'a')/);
   });
 
   it('tutorial: a tracemalloc top 10 by line', async () => {

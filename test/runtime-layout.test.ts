@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 
 import { decode } from '../src/protocol/decode.js';
 import { Encoder } from '../src/protocol/encode.js';
+import { PROTOCOL_VERSION } from '../src/protocol/frames.js';
 
 const RUNTIME = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'python');
 const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME)});import _pyworkers.worker as _w;_w.main()`;
@@ -141,20 +142,20 @@ describe('the handshake', () => {
     assert.equal(reply.kind, OK, JSON.stringify(reply.value));
     const info = reply.value as { pid: number; protocol: number };
     assert.equal(info.pid, w.child.pid);
-    assert.equal(info.protocol, 1);
+    assert.equal(info.protocol, PROTOCOL_VERSION);
     assert.ok(fs.existsSync(file), 'the setup code ran');
   });
 
   it('with its own protocol version in INIT, starts', async () => {
     const w = worker();
     const { file, setup } = marker();
-    const reply = await w.init({ workerId: 1, setup: [setup], protocol: 1 });
+    const reply = await w.init({ workerId: 1, setup: [setup], protocol: PROTOCOL_VERSION });
     assert.equal(reply.kind, OK, JSON.stringify(reply.value));
-    assert.equal((reply.value as { protocol: number }).protocol, 1);
+    assert.equal((reply.value as { protocol: number }).protocol, PROTOCOL_VERSION);
     assert.ok(fs.existsSync(file), 'the setup code ran');
   });
 
-  for (const version of [2, 0, '1']) {
+  for (const version of [PROTOCOL_VERSION + 1, 0, String(PROTOCOL_VERSION)]) {
     it(`with protocol ${JSON.stringify(version)} in INIT, answers a protocol error naming both versions and does not start`, async () => {
       const w = worker();
       const { file, setup } = marker();
@@ -165,7 +166,7 @@ describe('the handshake', () => {
       assert.deepEqual([kind, type, module, detail], ['protocol', 'ProtocolError', 'pyworkers', '']);
       const named = typeof version === 'string' ? `'${version}'` : String(version); // Python's repr
       assert.ok(message!.startsWith(`the host speaks protocol version ${named}, but `), message);
-      assert.match(message!, /worker runtime .* speaks version 1$/);
+      assert.match(message!, new RegExp(`worker runtime .* speaks version ${PROTOCOL_VERSION}$`));
       assert.ok(!fs.existsSync(file), 'the setup code did not run');
     });
   }

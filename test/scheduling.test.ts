@@ -21,6 +21,10 @@ class FakeWorker implements WorkerHandle {
   readonly sent: Job[] = [];
   readonly contexts = new Set<number>();
   streams = 0;
+  readonly handles = new Set<number>();
+  get pinned(): boolean {
+    return this.contexts.size > 0 || this.streams > 0 || this.handles.size > 0;
+  }
   served = 0;
   completed = 0;
   killReason: string | undefined;
@@ -234,6 +238,7 @@ describe('Fleet: recycling', () => {
       reclaim: () => {},
       broken: () => {},
       closing: () => false,
+      handles: () => () => undefined,
     };
     const factory = (id: number, _config: WorkerConfig, events: WorkerEvents) => {
       const w = new FakeWorker(id, events);

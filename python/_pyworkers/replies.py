@@ -46,13 +46,16 @@ def _message(exc):
 
 
 def format_traceback(exc):
-    """The formatted traceback of `exc`, from the first frame outside the runtime ('' when it cannot be)."""
+    """The formatted traceback of `exc`, from the first frame outside the runtime, without the runtime's frames
+    after it either (a callback's wait, say) ('' when it cannot be)."""
     import traceback
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(RUNTIME_DIR):
         tb = tb.tb_next
     try:
-        return ''.join(traceback.format_exception(type(exc), exc, tb))
+        te = traceback.TracebackException(type(exc), exc, tb)
+        te.stack[:] = [f for f in te.stack if not f.filename.startswith(RUNTIME_DIR)] or te.stack
+        return ''.join(te.format())
     except BaseException:
         return ''
 

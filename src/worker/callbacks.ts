@@ -124,9 +124,9 @@ export class WorkerCallbacks {
   }
 }
 
-/** ['error', [name, message, stack]] for what a host function threw. */
+/** ['error', [name, message, stack]] for what a host function threw; the stack without pyworkers' own frames. */
 function failure(error: unknown): unknown[] {
-  if (error instanceof Error) return ['error', [error.name, error.message, error.stack ?? '']];
+  if (error instanceof Error) return ['error', [error.name, error.message, userStack(error.stack)]];
   let text: string;
   try {
     text = String(error);
@@ -139,3 +139,13 @@ function failure(error: unknown): unknown[] {
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
+
+/** A host function's stack up to where pyworkers called it. */
+function userStack(stack: string | undefined): string {
+  if (!stack) return '';
+  const lines = stack.split('\n');
+  const cut = lines.findIndex((line) => line.includes('AsyncLocalStorage.run') || line.includes(OWN_FILE));
+  return (cut > 0 ? lines.slice(0, cut) : lines).join('\n');
+}
+
+const OWN_FILE = new URL(import.meta.url).pathname;
