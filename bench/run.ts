@@ -179,7 +179,7 @@ log('start-up ...');
 }
 
 // ------------------------------------------------------------------ long-lived subjects
-const pool1 = await lib.createPool(poolOptions());
+const pool1 = await lib.createPool(poolOptions({ functions: { ping: (x: unknown) => x } }));
 const pool2 = await lib.createPool(poolOptions({ workers: 2 }));
 const floor1 = await startFloor(python);
 const floor2 = [await startFloor(python), await startFloor(python)];
@@ -279,6 +279,33 @@ if (HAS_NUMPY) {
   pyw.f64 = median(a.flat()) * 1000;
   pyw.pyfloat = median(b.flat()) * 1000;
   raw.f64ResultRoundMediansUs = { f64: a.map((x) => median(x) * 1000), float: b.map((x) => median(x) * 1000) };
+}
+
+// ------------------------------------------------------------------ callbacks
+// A callback round trip (Python -> a TypeScript function -> Python) against a trivial call (TS -> Python -> TS):
+// the same sequential round trips, pinned alike. Python makes CALLBACKS callbacks per call; the call's own cost is
+// spread over them.
+log('callbacks ...');
+pinMain('same');
+{
+  const CALLBACKS = 200;
+  const viaCallbacks = () => pool1.call('benchfns', 'callbacks', [CALLBACKS]);
+  const trivial = () => pool1.call('benchfns', 'echo', [1]);
+  if ((await viaCallbacks()) !== CALLBACKS) throw new Error('callbacks() did not make its callbacks');
+  await sequential(trivial, 2000);
+  const perCallback = async () => {
+    const out: number[] = [];
+    for (let i = 0; i < Math.max(2, N.latency / CALLBACKS); i++) {
+      const t0 = now();
+      await viaCallbacks();
+      out.push((now() - t0) / CALLBACKS);
+    }
+    return out;
+  };
+  const [a, b] = await interleave('callbacks', N.rounds, perCallback, () => sequential(trivial, N.latency));
+  pyw.callback = median(a.flat()) * 1000;
+  pyw.callbackTrivial = median(b.flat()) * 1000;
+  raw.callbackRoundMediansUs = { callback: a.map((x) => median(x) * 1000), trivialCall: b.map((x) => median(x) * 1000) };
 }
 
 // ------------------------------------------------------------------ streams
@@ -555,6 +582,10 @@ const add = (row: Row) => (rows.push(row), row);
     HAS_NUMPY ? `median of \`f64()\`, which returns a \`np.float64(2.5)\` made once (a JS number in TS), against \`pyfloat()\`, which returns \`2.5\`: ${(pyw.pyfloat as number).toFixed(1)} µs. One call at a time, ${N.rounds}×${N.latency} calls of each interleaved, host and Python on one CPU.` : undefined));
   const f64VsFloat = HAS_NUMPY ? (pyw.f64 as number) / (pyw.pyfloat as number) : undefined;
   r.targets.push({ text: `≤ 1.1× a float result${f64VsFloat === undefined ? '' : ` (is ${f64VsFloat.toFixed(2)}×)`}`, met: f64VsFloat === undefined ? undefined : f64VsFloat <= 1.1 });
+  r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
+    `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));
+  const callbackVsCall = (pyw.callback as number) / (pyw.callbackTrivial as number);
+  r.targets.push({ text: `≤ 1.5× a trivial call (is ${callbackVsCall.toFixed(2)}×)`, met: callbackVsCall <= 1.5 });
   r = add(makeRow('stream', 'streamed small items/s (1 worker)', 'items/s', 'higher', { pyworkers: pyw.stream },
     `\`for await\` over \`streamEval('range(n)')\`, n = ${N.stream.toLocaleString('en-US')}, default highWaterMark (2048); with highWaterMark 16384: ${Math.round(pyw.streamBigHwm as number).toLocaleString('en-US')} items/s.`));
   const streamVsCalls = (pyw.stream as number) / (pyw.tput1 as number);

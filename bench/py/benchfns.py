@@ -95,3 +95,12 @@ def spin_for(seconds):
 def nap(seconds):
     import time
     time.sleep(seconds)
+
+
+def callbacks(n):
+    """n callbacks into the host's `ping` (a TypeScript function that returns its argument)."""
+    from pyworkers import host
+    ping = host.ping
+    for _ in range(n):
+        ping(1)
+    return n

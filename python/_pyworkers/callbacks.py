@@ -16,8 +16,12 @@ Interrupts: a wait on the main thread is not interruptible by signal (it reads t
 lost). When the host interrupts the request, it also answers the callbacks that request waits for; the wait then
 raises the interrupt.
 """
+import itertools
+import marshal
 import select
+import sys
 import threading
+from collections import deque
 
 from . import protocol as P
 from . import replies
@@ -26,6 +30,9 @@ from .refs import Ref
 from .values import Unconvertible, dumps, loads
 
 _get_ident = threading.get_ident
+_marshal_dumps = marshal.dumps
+_modules = sys.modules
+_SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully
 _POLL_MIN = 0.0002
 _POLL_MAX = 0.005
 
@@ -78,50 +85,70 @@ def _set_future(future, _value):
         future.set_result(None)
 
 
+class CallbackState:
+    """A worker's callbacks in flight."""
+
+    __slots__ = ('waiters', 'next_number', 'loop_waiters', 'later')
+
+    def __init__(self):
+        self.waiters = {}  # callback number -> _Waiter
+        self.next_number = itertools.count(1).__next__
+        self.loop_waiters = 0  # waits on the running event loop (its reader of the data channel is on while > 0)
+        # requests read during a wait that are not for it: back to the front of `pending` when the wait ends
+        self.later = deque()
+
+
 class CallbackRequests:
-    """Worker methods for callbacks; Worker.__init__ sets waiters, next_callback, later, write_lock."""
+    """Worker methods for callbacks; Worker.__init__ sets `callbacks` (a CallbackState)."""
 
     # ------------------------------------------------------------------ making a call
     def call_host(self, name, args, kwargs):
         """Call the host function `name`; blocks (or, inside a coroutine on this thread's running loop, returns an
         awaitable) until the host answers."""
-        if not isinstance(name, str) or not name:
+        if type(name) is not str or not name:
             raise TypeError('a host function name must be a non-empty string')
         if kwargs:
             args = args + (kwargs,)
-        on_main = _get_ident() == self.main_ident
-        rid = self.current
-        number = self.next_callback()
-        try:
-            payload, flags, parts = dumps((rid, name, list(args)))
-        except Unconvertible as e:
-            raise TypeError('host.%s(): cannot send %s to the host: %s; pass pyworkers.ref(obj) to send a handle'
-                            % (name, e.where('args'), e.reason)) from None
+        state = self.callbacks
+        number = state.next_number()
+        message = (self.current, name, list(args))
+        for arg in args:
+            if type(arg) not in _SCALARS:
+                try:
+                    payload, flags, parts = dumps(message)
+                except Unconvertible as e:
+                    raise TypeError('host.%s(): cannot send %s to the host: %s; pass pyworkers.ref(obj) to send '
+                                    'a handle' % (name, e.where('args'), e.reason)) from None
+                break
+        else:  # (the common case) scalars only: marshal as it is
+            payload, flags, parts = _marshal_dumps(message, P.MARSHAL_VERSION), 0, None
         waiter = _Waiter(name)
-        self.waiters[number] = waiter
-        loop = _running_loop() if on_main else None
-        if not on_main:
+        waiters = state.waiters
+        waiters[number] = waiter
+        if _get_ident() != self.main_ident:
             waiter.event = threading.Event()
+            with self.out.lock:
+                send_frame(P.DATA_FD, P.CALLBACK, flags, number, payload, parts)
+            try:
+                self.wait_thread(waiter)
+            finally:
+                waiters.pop(number, None)
+            return waiter.outcome()
+        loop = _running_loop()
         in_user = self.in_user
-        if on_main:
-            self.in_user = False  # no late flush (SIGALRM) in the middle of this write
+        self.in_user = False  # no late flush (SIGALRM) in the middle of this write
         try:
-            with self.write_lock:
-                if on_main:
-                    self.out.flush_locked()  # what the main thread buffered goes first
+            with self.out.lock:
+                self.out.flush_locked()  # what the main thread buffered goes first
                 send_frame(P.DATA_FD, P.CALLBACK, flags, number, payload, parts)
         finally:
-            if on_main:
-                self.in_user = in_user
+            self.in_user = in_user
         if loop is not None:
             return self.wait_async(number, waiter, loop)
         try:
-            if on_main:
-                self.wait_main(waiter)
-            else:
-                self.wait_thread(waiter)
+            self.wait_main(waiter)
         finally:
-            self.waiters.pop(number, None)
+            waiters.pop(number, None)
         return waiter.outcome()
 
     # ------------------------------------------------------------------ waiting
@@ -142,6 +169,7 @@ class CallbackRequests:
                 self.read_more()
         finally:
             self.armed, self.in_user = armed, in_user
+            self.restore_later()
         if armed:
             self.raise_if_cancelled()  # the host interrupted the request that waited
 
@@ -150,17 +178,19 @@ class CallbackRequests:
         waiter.loop = loop
         if waiter.done:
             future.set_result(None)
-        self.loop_waiters += 1
-        if self.loop_waiters == 1:
+        state = self.callbacks
+        state.loop_waiters += 1
+        if state.loop_waiters == 1:
             loop.add_reader(P.DATA_FD, self.on_readable)
         loop.call_soon(self.pump_async)  # a reply may be read already
         try:
             await future
         finally:
-            self.waiters.pop(number, None)
-            self.loop_waiters -= 1
-            if not self.loop_waiters:
+            state.waiters.pop(number, None)
+            state.loop_waiters -= 1
+            if not state.loop_waiters:
                 loop.remove_reader(P.DATA_FD)
+            self.restore_later()
         return waiter.outcome()
 
     def on_readable(self):
@@ -211,11 +241,18 @@ class CallbackRequests:
         elif flags & P.FLAG_NESTED:
             self.run_nested(item)
         else:
-            self.later.append(item)
+            self.callbacks.later.append(item)
+
+    def restore_later(self):
+        """Put the requests a wait set aside back at the front of `pending`, in order."""
+        later = self.callbacks.later
+        if later:
+            self.pending.extendleft(reversed(later))
+            later.clear()
 
     def deliver(self, number, flags, payload):
         """A CALLBACK_REPLY: settle its waiter (one whose request was interrupted is gone: the reply is dropped)."""
-        waiter = self.waiters.get(number)
+        waiter = self.callbacks.waiters.get(number)
         if waiter is None:
             return
         try:
@@ -264,7 +301,7 @@ class CallbackRequests:
             body = replies.conversion_error(e, 'result')
         except BaseException as e:  # noqa: B036 - reported to the host like any request's failure
             body = replies.exception_error(e, 'result')
-        with self.write_lock:
+        with self.out.lock:
             send_frame(P.DATA_FD, result_kind, out_flags, rid, body, parts)
 
     def read_available(self):
@@ -279,7 +316,6 @@ async def _await(awaitable):
 
 
 def _running_loop():
-    import sys
-    asyncio = sys.modules.get('asyncio')
+    asyncio = _modules.get('asyncio')
     return asyncio._get_running_loop() if asyncio is not None else None
 

@@ -41,6 +41,8 @@ def send_frame(fd, kind, flags, rid, payload, parts=None):
     """Write one frame at once (unbatched), its parts (see protocol.py) from their own memory."""
     if parts:
         write_all(fd, frame_with_parts(kind, flags, rid, payload, parts))
+    elif len(payload) < 1024:  # one buffer: one plain write
+        write_all(fd, [frame_header(kind, flags, rid, len(payload)) + payload])
     else:
         write_all(fd, [frame_header(kind, flags, rid, len(payload)), payload])
 

@@ -9,7 +9,6 @@ streams.py (mixed into Worker), failure replies in replies.py, the writer in cha
 control.py.
 """
 import builtins
-import itertools
 import marshal
 import os
 import signal
@@ -21,7 +20,7 @@ from collections import deque
 
 from . import protocol as P
 from . import refs, replies, values
-from .callbacks import CallbackRequests
+from .callbacks import CallbackRequests, CallbackState
 from .channel import Writer
 from .control import serve_control
 from .paths import RUNTIME_DIR
@@ -44,7 +43,6 @@ _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes thes
 _mark_started = struct.Struct('<I').pack_into
 _NESTED = P.FLAG_NESTED
 _RETURN_REF = P.FLAG_RETURN_REF
-_CALLBACK_REPLY = P.CALLBACK_REPLY
 
 
 def _progress_file():
@@ -67,19 +65,14 @@ def _progress_file():
 class Worker(StreamRequests, CallbackRequests):
     def __init__(self, main_namespace):
         self.main = main_namespace
-        self.write_lock = threading.Lock()
-        self.out = Writer(DATA_FD, self.write_lock)
+        self.out = Writer(DATA_FD, threading.Lock())
         self.inbuf = bytearray()
         self.read_lock = threading.Lock()
         self.read_buffer = bytearray(READ_SIZE)
         self.read_view = memoryview(self.read_buffer)
         self.pending = deque()
-        # requests read while the main thread waited for a callback: they run, in order, before `pending`
-        self.later = deque()
-        # callbacks into the host (callbacks.py): their waiters by number
-        self.waiters = {}
-        self.next_callback = itertools.count(1).__next__
-        self.loop_waiters = 0
+        # callbacks into the host (callbacks.py). (Few attributes: past 30, CPython's attribute access slows.)
+        self.callbacks = CallbackState()
         self.namespaces = {}
         self.streams = {}  # open streams by id (streams.py)
         self.eval_cache = {}
@@ -212,25 +205,22 @@ class Worker(StreamRequests, CallbackRequests):
 
     def serve(self):
         pending = self.pending
-        later = self.later
         out = self.out
         actions = self.actions
         execute = self.execute
+        callback_reply = P.CALLBACK_REPLY
         while True:
-            if later:
-                kind, flags, rid, payload = later.popleft()
-            elif not pending:
+            if not pending:
                 out.flush()
                 self.read_more()
                 continue
-            else:
-                try:
-                    kind, flags, rid, payload = pending.popleft()
-                except IndexError:  # a thread waiting for a callback took it (callbacks.py)
-                    continue
-                if kind == _CALLBACK_REPLY:  # for a callback made on another thread
-                    self.deliver(rid, flags, payload)
-                    continue
+            try:
+                kind, flags, rid, payload = pending.popleft()
+            except IndexError:  # a thread waiting for a callback took it (callbacks.py)
+                continue
+            if kind == callback_reply:  # for a callback made on another thread
+                self.deliver(rid, flags, payload)
+                continue
             if out.parts:
                 # Replies share a write, but not for long: the host works on the first ones while this worker
                 # answers the rest (measured: 2.5x the calls/s of flushing only when the input is drained).

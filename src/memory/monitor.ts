@@ -40,6 +40,8 @@ export interface MemorySample {
   gcCount: [number, number, number] | null;
   /** `gc.get_threshold()`, or null as above. */
   gcThreshold: number[] | null;
+  /** Handles (`PyRef`s) to objects of this worker that the program holds and has not disposed. */
+  handles: number;
 }
 
 /** The `'memory'` event: every worker's sample from one round. */
@@ -122,7 +124,7 @@ export class MemoryMonitor {
       this.#pending.delete(worker);
     }
     const [gcCount, gcThreshold] = (answer as [[number, number, number], number[]] | undefined) ?? [null, null];
-    return { workerId: worker.id, pid: worker.pid, time, rss, gcCount, gcThreshold };
+    return { workerId: worker.id, pid: worker.pid, time, rss, gcCount, gcThreshold, handles: worker.handles.size };
   }
 
   #check(worker: PythonWorker, sample: MemorySample): void {

@@ -69,32 +69,33 @@ export class WorkerCallbacks {
     }
     const scope: CallbackScope = { worker: this.host.worker, job: this.host.jobById(outer), active: true };
     const entry: InFlight = { outer, scope };
-    this.#inFlight.set(id, entry);
-    const settle = (reply: unknown[]) => {
-      scope.active = false;
-      if (this.#inFlight.get(id) !== entry) return; // answered already (its request was interrupted)
-      this.#inFlight.delete(id);
-      this.#reply(id, reply);
-    };
+    this.#inFlight.set(id, entry); // before the call: requests the function sends at once run nested
     let result: unknown;
     try {
       result = callbackScope.run(scope, fn, ...args);
     } catch (error) {
-      settle(failure(error));
+      this.#settle(id, entry, failure(error));
       return;
     }
     if (!isThenable(result)) {
-      settle(['ok', result]);
+      this.#settle(id, entry, ['ok', result]);
       return;
     }
     try {
       result.then(
-        (value) => settle(['ok', value]),
-        (error: unknown) => settle(failure(error)),
+        (value) => this.#settle(id, entry, ['ok', value]),
+        (error: unknown) => this.#settle(id, entry, failure(error)),
       );
     } catch (error) {
-      settle(failure(error));
+      this.#settle(id, entry, failure(error));
     }
+  }
+
+  #settle(id: number, entry: InFlight, reply: unknown[]): void {
+    entry.scope.active = false;
+    if (this.#inFlight.get(id) !== entry) return; // answered already (its request was interrupted)
+    this.#inFlight.delete(id);
+    this.#reply(id, reply);
   }
 
   /** The request `jobId` was interrupted: answer the callbacks it waits for, so that the wait ends. */
