@@ -2,9 +2,13 @@
  * Callbacks: Python calling TypeScript functions (`from pyworkers import host`). Every rule of docs/callbacks.md.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ArgumentError, NDArray, PyRef, PythonError, TimeoutError, WorkerCrashedError, createPool, type Pool } from '../src/index.js';
 import { collectGarbage, pool as makePool, rejection, sleep, until } from './helpers.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
 
 const PY = `
 from pyworkers import host, HostError
@@ -304,5 +308,35 @@ describe('callbacks at volume', () => {
     assert.ok(pyGrowth < 2 * 2 ** 20, `worker RSS grew ${pyGrowth} bytes over 100,000 callbacks`);
     assert.ok(hostGrowth < 16 * 2 ** 20, `host heap grew ${hostGrowth} bytes over 100,000 callbacks`);
     assert.equal((await pool.memoryStats()).workers[0]!.handles.count, 0);
+  });
+});
+
+describe('examples of docs/objects.md and docs/callbacks.md', () => {
+  const run = (name: string) =>
+    new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', path.join('examples', `${name}.ts`)], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+        if (error) reject(new Error(`${name} failed: ${error.message}\n${stdout}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+
+  it('model-handle: a model trained once, used through its handle', async () => {
+    const out = await run('model-handle');
+    assert.match(out, /^as a value: Cannot convert to JavaScript: Python type '__main__\.LinearModel' has no JavaScript counterpart/m);
+    assert.match(out, /^model: LinearModel\(coef_=2\.000, intercept_=1\.000\)$/m);
+    assert.match(out, /^predict: \[ 21, 41 \]$/m);
+    assert.match(out, /^describe: LinearModel with slope 2\.0$/m);
+    assert.match(out, /^live handles: 1$/m);
+  });
+
+  it('progress-callback: progress from a Python loop', async () => {
+    const out = await run('progress-callback');
+    assert.match(out, /10 progress updates, the last at 100%$/m);
+  });
+
+  it('fetch-from-node: Python fetches data from the Node service, errors included', async () => {
+    const out = await run('fetch-from-node');
+    assert.match(out, /^GET \/\?user=1 -> 200 \{"name":"Ada","orders":3,/m);
+    assert.match(out, /^GET \/\?user=3 -> 404 \{"error":"NotFoundError","message":"no user 3"\}$/m);
   });
 });

@@ -10,7 +10,7 @@ import { pool, sleep, until } from './helpers.js';
 const MB = 1e6;
 const STATS_KEYS = ['workerId', 'pid', 'rss', 'peakRss', 'gcStats', 'gcCount', 'gcThreshold', 'gcEnabled', 'calls', 'uptime', 'memoryLimit', 'handles'];
 const TRACED_KEYS = ['tracedMemoryCurrent', 'tracedMemoryPeak'];
-const TOTAL_KEYS = ['rss', 'peakRss', 'calls', 'gcCollected', 'gcUncollectable'];
+const TOTAL_KEYS = ['rss', 'peakRss', 'calls', 'gcCollected', 'gcUncollectable', 'handles'];
 
 function checkStats(s: WorkerMemoryStats, tracing: boolean): void {
   assert.deepEqual(Object.keys(s).sort(), [...STATS_KEYS, ...(tracing ? TRACED_KEYS : [])].sort());
