@@ -340,3 +340,53 @@ describe('examples of docs/objects.md and docs/callbacks.md', () => {
     assert.match(out, /^GET \/\?user=3 -> 404 \{"error":"NotFoundError","message":"no user 3"\}$/m);
   });
 });
+
+describe('callbacks at the edges', () => {
+  it('a Python thread that outlives its call calls back while the worker is idle', async () => {
+    await using pool = await makePool({ workers: 1 });
+    const got: number[] = [];
+    pool.expose('later', (x: number) => {
+      got.push(x);
+      return x + 1;
+    });
+    await pool.exec(`
+import threading, time
+from pyworkers import host
+results = []
+def start():
+    def run():
+        time.sleep(0.2)  # after the call below has returned: the worker waits for requests
+        results.append(host.later(41))
+    threading.Thread(target=run).start()
+`);
+    await pool.call('__main__', 'start');
+    assert.ok(await until(() => got.length === 1, 5000));
+    assert.ok(await until(async () => (await pool.eval('results')).length === 1));
+    assert.deepEqual(await pool.eval('results'), [42]);
+  });
+
+  it('setup code may call back', async () => {
+    await using pool = await makePool({ workers: 1, functions: { config: () => ({ size: 3 }) }, setup: 'from pyworkers import host\nSIZE = host.config()["size"]' });
+    assert.equal(await pool.eval('SIZE'), 3);
+  });
+
+  it('workers recycled after every call serve calls whose callbacks call back into them', async () => {
+    await using pool = await makePool({ workers: 2, setup: PY, recycle: { maxCalls: 1 } });
+    let recycled = 0;
+    pool.on('recycle', () => recycled++);
+    pool.expose('up', (n: number) => pool.call('__main__', 'down', [n]));
+    for (let round = 0; round < 4; round++) {
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => pool.call('__main__', 'down', [i % 4])));
+      assert.deepEqual(results, Array.from({ length: 6 }, (_, i) => i % 4));
+      assert.ok(await until(() => recycled > round, 10_000), `round ${round}: no recycle`); // (a replacement takes a while to start)
+    }
+    assert.ok(recycled >= 4, `recycled ${recycled}`);
+  });
+
+  it('python code outside a worker gets a clear error from pyworkers.host', async () => {
+    await using pool = await makePool({ workers: 1 });
+    // the module exists in workers only: a subprocess of the worker has no host
+    const out = await pool.eval(`__import__('subprocess').run([__import__('sys').executable, '-c', 'import pyworkers'], capture_output=True).returncode`);
+    assert.notEqual(out, 0);
+  });
+});
