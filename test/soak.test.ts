@@ -2,7 +2,7 @@
  * Soaks: 100,000 pipelined calls while workers are SIGKILLed, with every execution counted in Python (in a file
  * each execution appends to): no call runs twice, none is lost, none hangs. And recycling under load: retired
  * workers exit, so live worker processes never outnumber the pool's workers, its spare and those retiring with
- * calls still running.
+ * calls still running. And calls whose callbacks make nested calls, under the same kills.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -86,6 +86,60 @@ describe('soaks', () => {
     // each kill fails at most the calls that had started on that worker: the one running and replies not yet sent
     assert.ok(crashed <= kills * 16, `${crashed} calls failed for ${kills} kills`);
     assert.equal(p.stats().completed, TOTAL - crashed);
+  });
+
+  test('5,000 calls whose callbacks make nested calls, while workers are SIGKILLed: 0 run twice, 0 lost, 0 hung', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pyworkers-soak-'));
+    const log = path.join(dir, 'executions');
+    const p = await pool({
+      workers: 2,
+      setup: [
+        'import os',
+        'from pyworkers import host',
+        `_log = os.open(${JSON.stringify(log)}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)`,
+        "def outer(i):\n    os.write(_log, b'o%d\\n' % i)\n    return host.through(i) + 1",
+        "def inner(i):\n    os.write(_log, b'n%d\\n' % i)\n    return i",
+      ].join('\n'),
+    });
+    p.expose('through', (i: number) => p.call('__main__', 'inner', [i]));
+    const TOTAL = 5_000;
+    const outcome = new Array<'ok' | 'crashed' | undefined>(TOTAL);
+    let next = 0;
+    let settled = 0;
+    let kills = 0;
+    const lane = async () => {
+      while (next < TOTAL) {
+        const i = next++;
+        try {
+          assert.equal(await p.call('__main__', 'outer', [i]), i + 1);
+          outcome[i] = 'ok';
+        } catch (error) {
+          assert.ok(error instanceof WorkerCrashedError, `call ${i}: ${String(error)}`);
+          outcome[i] = 'crashed';
+        }
+        if (++settled % 100 === 0) {
+          const ready = p.stats().perWorker.filter((w) => w.state === 'ready' && w.pid);
+          const victim = ready[Math.floor(Math.random() * ready.length)];
+          if (victim) {
+            try {
+              process.kill(victim.pid!, 'SIGKILL');
+              kills++;
+            } catch {
+              // already gone
+            }
+          }
+        }
+      }
+    };
+    await within(Promise.all(Array.from({ length: 32 }, lane)), 100_000, 'the soak');
+    const counts = new Map<string, number>();
+    for (const line of readFileSync(log, 'utf8').split('\n')) if (line) counts.set(line, (counts.get(line) ?? 0) + 1);
+    rmSync(dir, { recursive: true, force: true });
+    const twice = [...counts].filter(([, n]) => n > 1).map(([k]) => k);
+    const okNotRunOnce = outcome.flatMap((o, i) => (o === 'ok' && (counts.get(`o${i}`) !== 1 || counts.get(`n${i}`) !== 1) ? [i] : []));
+    const lost = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
+    assert.ok(kills >= 20, `only ${kills} kills`);
+    assert.deepStrictEqual({ twice: twice.slice(0, 10), okNotRunOnce: okNotRunOnce.slice(0, 10), lost: lost.slice(0, 10) }, { twice: [], okNotRunOnce: [], lost: [] });
   });
 
   test('recycling under load: retired workers exit; live worker processes never exceed workers + spare + retiring with calls', { timeout: 120_000 }, async () => {
