@@ -390,3 +390,13 @@ def start():
     assert.notEqual(out, 0);
   });
 });
+
+describe('callbacks and two pools', () => {
+  it("a host function of one pool calling another pool goes through that pool's queue", async () => {
+    await using a = await makePool({ workers: 1 });
+    await using b = await makePool({ workers: 1 });
+    const bPid = (await b.eval('__import__("os").getpid()')) as number;
+    a.expose('viaB', () => b.eval('__import__("os").getpid()'));
+    assert.equal(await a.eval('__import__("pyworkers").host.viaB()'), bPid);
+  });
+});

@@ -124,6 +124,11 @@ describe('handles', () => {
     const mixed = await rejection(pool.call('__main__', 'same', [a, b]));
     assert.ok(mixed instanceof RefWorkerError);
     assert.match(mixed.message, /different workers/);
+    // A handle of another pool.
+    await using second = await createPool({ workers: 1, setup: CLASSES });
+    const foreign = await rejection(second.call('__main__', 'same', [a, a]));
+    assert.ok(foreign instanceof RefWorkerError);
+    assert.match(foreign.message, /another pool/);
     await Promise.all([a.dispose(), b.dispose(), other.close()]);
   });
 

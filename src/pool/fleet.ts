@@ -116,6 +116,11 @@ export class Fleet {
     return this.#broken;
   }
 
+  /** Whether `worker` is one of this pool's (in rotation, the spare, or retiring). */
+  owns(worker: PythonWorker): boolean {
+    return this.#slotOf.has(worker);
+  }
+
   /** The pool's workers in rotation that have not exited. */
   live(): PythonWorker[] {
     return this.slots.map((s) => s.worker).filter((w) => w.state !== 'exited');

@@ -15,7 +15,7 @@ import { checkCode, checkFunction, checkFunctionName, checkString } from '../val
 import { callbackScope, type HostFunction } from '../worker/callbacks.js';
 import type { CallJob, Job } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
-import { ArgumentError } from '../errors.js';
+import { ArgumentError, RefWorkerError } from '../errors.js';
 import { Context } from './context.js';
 import { PyRef, type RefHost } from './ref.js';
 import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
@@ -185,6 +185,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       submit: (job, home) => {
         this.#checkOpen();
         if (home) {
+          if (!fleet.owns(home)) throw new RefWorkerError(`A handle of another pool's worker was passed to this pool: a handle works only on its own worker`);
           home.send(job); // its handles' objects live there
           return;
         }
@@ -192,7 +193,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         // behind the waiting call, it could wait for it forever.
         const scope = callbackScope.getStore();
         const worker = scope?.active ? (scope.worker as PythonWorker) : undefined;
-        if (worker && worker.state !== 'exited') worker.send(job);
+        if (worker && worker.state !== 'exited' && fleet.owns(worker)) worker.send(job);
         else this.#scheduler.enqueue(job);
       },
       registered: (state, stream, open) => this.#registered(state, stream, open),
