@@ -1,5 +1,12 @@
 export { createPool, Pool } from './pool/pool.js';
-export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, RecycleEvent, RecycleReason } from './pool/pool.js';
+export type { PoolStats, WorkerStats, PoolEvents, WorkerExitEvent, OutputEvent, CloseOptions, DrainOptions, DrainResult, RecycleEvent, RecycleReason } from './pool/pool.js';
+export type { PoolMetrics, WorkerMetrics, WorkerGcMetrics, CallOutcome, RecycleCounts } from './metrics/metrics.js';
+export type { Histogram } from './metrics/histogram.js';
+export { toPrometheus, PROMETHEUS_CONTENT_TYPE } from './metrics/prometheus.js';
+export type { PrometheusOptions } from './metrics/prometheus.js';
+export type { CallTraceContext } from './metrics/tracing.js';
+export type { MeterProviderLike } from './metrics/opentelemetry.js';
+export type { ContainerInfo } from './container.js';
 export { Context } from './pool/context.js';
 export { PyRef } from './pool/ref.js';
 export type { HostFunction } from './worker/callbacks.js';
@@ -38,7 +45,7 @@ export type { DType, TypedArray, TypedArrayOf } from './protocol/ndarray.js';
 export { DataFrame, Series } from './protocol/dataframe.js';
 export type { Column } from './protocol/dataframe.js';
 export { MAX_DEPTH } from './protocol/encode.js';
-export type { PoolOptions, CallOptions, StreamOptions, RecycleOptions } from './options.js';
+export type { PoolOptions, CallOptions, StreamOptions, RecycleOptions, LoggingOptions, LogLevel, LogRecord } from './options.js';
 export { parseSize, formatBytes } from './util/size.js';
 export {
   PyWorkersError,

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { ArgumentError, ArgumentRangeError } from './errors.js';
 import { checkBoolean, checkFunction, checkFunctionName, checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkOneOf, checkString, checkStringArray } from './validate.js';
 import type { HostFunction } from './worker/callbacks.js';
+import { defaultWorkers } from './container.js';
+import type { MeterProviderLike } from './metrics/opentelemetry.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
 
@@ -10,7 +12,7 @@ import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions
 export interface PoolOptions {
   /**
    * Number of Python worker processes.
-   * @default Math.min(4, os.availableParallelism())
+   * @default Math.min(4, os.availableParallelism(), the container's CPU quota (cgroup), at least 1)
    */
   workers?: number;
   /** Python interpreter to run (a path or a command on PATH). Else `venv`'s, else env `PYWORKERS_PYTHON`, else `python3`. */
@@ -71,6 +73,57 @@ export interface PoolOptions {
    * `pool.expose()`. See docs/callbacks.md.
    */
   functions?: Record<string, HostFunction>;
+  /**
+   * Count and time calls, and time each worker's garbage collections, for `pool.metrics()` and
+   * `pool.prometheus()`. `false` leaves the histograms and the workers' gc timing out (counters remain). @default true
+   */
+  metrics?: boolean;
+  /**
+   * Python `logging` records as structured records: `level` (a name such as `'INFO'`, or a number) sets the root
+   * logger's level, and each record at or above it goes to `handler` (and to the pool's `'log'` event). Without
+   * this option, Python logging writes to the worker's stderr as usual. See docs/operations.md.
+   */
+  logging?: LoggingOptions;
+  /**
+   * OpenTelemetry instruments for the pool's figures, when the app has `@opentelemetry/api` (an optional peer
+   * dependency): on the global MeterProvider (`true`), on the one given, or none (`false`). @default true
+   */
+  openTelemetry?: boolean | { meterProvider: MeterProviderLike };
+}
+
+/** Python logging levels by name (or a number, as Python's `logging` takes). */
+export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL' | number;
+
+export interface LoggingOptions {
+  /** @default 'INFO' */
+  level?: LogLevel;
+  /** Called with each record. Without it (and without `'log'` listeners), records are written to stderr as lines. */
+  handler?: (record: LogRecord) => void;
+}
+
+/** A Python logging record, as it reaches the host. */
+export interface LogRecord {
+  /** `'DEBUG'`, `'INFO'`, `'WARNING'`, `'ERROR'`, `'CRITICAL'` (or a custom level's name). */
+  level: string;
+  /** Its number (10, 20, 30, 40, 50). */
+  levelno: number;
+  /** The logger's name (`'myapp.db'`; the root logger: `'root'`). */
+  logger: string;
+  /** The message, formatted with its arguments. */
+  message: string;
+  module: string;
+  function: string;
+  file: string;
+  line: number;
+  /** When it was made, ms since the epoch. */
+  time: number;
+  /** The Python thread's name. */
+  thread: string;
+  /** The formatted traceback of `exc_info` (`logger.exception(...)`), or null. */
+  exception: string | null;
+  /** `stack_info`, or null. */
+  stack: string | null;
+  workerId: number;
 }
 
 /** When to retire a worker (it finishes its calls; a replacement started ahead takes its place). */
@@ -132,10 +185,15 @@ export interface ResolvedPoolOptions {
   livenessTimeout: number;
   deadline: number;
   functions: Map<string, HostFunction>;
+  metrics: boolean;
+  logging: { level: number; handler: ((record: LogRecord) => void) | undefined } | undefined;
+  /** false: none; true: the global MeterProvider; else this one. */
+  openTelemetry: boolean | MeterProviderLike;
 }
 
 export const DEFAULTS = {
-  workers: Math.max(1, Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length)),
+  /** At most 4, the CPUs, and the container's CPU quota (read when a pool is made, see container.ts). */
+  workers: (): number => defaultWorkers(os),
   timeout: 0,
   forceKillAfter: 1000,
   maxQueue: Infinity,
@@ -147,12 +205,16 @@ export const DEFAULTS = {
   arrays: 'memoryview',
   livenessTimeout: 10_000,
   deadline: 0,
+  metrics: true,
+  logLevel: 'INFO',
 } as const;
+
+const LOG_LEVELS: Record<string, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
 
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
   'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor', 'arrays',
-  'livenessTimeout', 'deadline', 'functions',
+  'livenessTimeout', 'deadline', 'functions', 'metrics', 'logging', 'openTelemetry',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
@@ -181,7 +243,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
   let setup: string[] = [];
   if (o.setup !== undefined) setup = typeof o.setup === 'string' ? [o.setup] : checkStringArray(o.setup, opt('setup'));
   return {
-    workers: o.workers === undefined ? DEFAULTS.workers : checkInteger(o.workers, opt('workers'), 1),
+    workers: o.workers === undefined ? DEFAULTS.workers() : checkInteger(o.workers, opt('workers'), 1),
     python: o.python === undefined ? undefined : checkString(o.python, opt('python')),
     venv: o.venv === undefined ? undefined : checkString(o.venv, opt('venv')),
     cwd,
@@ -202,7 +264,33 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     livenessTimeout: o.livenessTimeout === undefined ? DEFAULTS.livenessTimeout : checkMilliseconds(o.livenessTimeout, opt('livenessTimeout')),
     deadline: o.deadline === undefined ? DEFAULTS.deadline : checkMilliseconds(o.deadline, opt('deadline')),
     functions: resolveFunctions(o.functions),
+    metrics: o.metrics === undefined ? DEFAULTS.metrics : checkBoolean(o.metrics, opt('metrics')),
+    logging: resolveLogging(o.logging),
+    openTelemetry: resolveOpenTelemetry(o.openTelemetry),
   };
+}
+
+function resolveOpenTelemetry(value: unknown): ResolvedPoolOptions['openTelemetry'] {
+  if (value === undefined || typeof value === 'boolean') return value ?? true;
+  checkObject(value, 'options.openTelemetry');
+  checkKnownKeys(value, ['meterProvider'], 'options.openTelemetry');
+  const provider = value.meterProvider as MeterProviderLike | undefined;
+  if (typeof provider !== 'object' || provider === null || typeof provider.getMeter !== 'function') {
+    throw new ArgumentError('options.openTelemetry.meterProvider must be an OpenTelemetry MeterProvider (with getMeter())');
+  }
+  return provider;
+}
+
+function resolveLogging(value: unknown): ResolvedPoolOptions['logging'] {
+  if (value === undefined) return undefined;
+  checkObject(value, 'options.logging');
+  checkKnownKeys(value, ['level', 'handler'], 'options.logging');
+  const level = value.level ?? DEFAULTS.logLevel;
+  let levelno: number;
+  if (typeof level === 'number') levelno = checkInteger(level, 'options.logging.level', 0, { max: 100 });
+  else levelno = LOG_LEVELS[checkOneOf(level, 'options.logging.level', Object.keys(LOG_LEVELS))]!;
+  const handler = value.handler === undefined ? undefined : checkFunction<(record: LogRecord) => void>(value.handler, 'options.logging.handler');
+  return { level: levelno, handler };
 }
 
 function resolveFunctions(value: unknown): Map<string, HostFunction> {

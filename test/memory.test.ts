@@ -42,7 +42,7 @@ describe('memory statistics', () => {
     const ctx = p.context();
     checkStats(await ctx.memoryStats(), false);
     const all = await p.memoryStats();
-    assert.deepEqual(Object.keys(all).sort(), ['totals', 'workers']);
+    assert.deepEqual(Object.keys(all).sort(), ['container', 'totals', 'workers']);
     assert.equal(all.workers.length, 2);
     assert.deepEqual(all.workers.map((w) => w.workerId), [1, 2]);
     for (const w of all.workers) checkStats(w, false);

@@ -239,6 +239,7 @@ describe('Fleet: recycling', () => {
       broken: () => {},
       closing: () => false,
       handles: () => () => undefined,
+      log: () => {},
     };
     const factory = (id: number, _config: WorkerConfig, events: WorkerEvents) => {
       const w = new FakeWorker(id, events);

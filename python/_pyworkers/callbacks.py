@@ -135,14 +135,15 @@ class CallbackRequests:
                 waiters.pop(number, None)
             return waiter.outcome()
         loop = _running_loop()
-        in_user = self.in_user
-        self.in_user = False  # no late flush (SIGALRM) in the middle of this write
+        # no late flush (SIGALRM) and no interrupt (SIGINT) in the middle of the frame
+        in_user, armed = self.in_user, self.armed
+        self.in_user = self.armed = False
         try:
             with self.out.lock:
                 self.out.flush_locked()  # what the main thread buffered goes first
                 send_frame(P.DATA_FD, P.CALLBACK, flags, number, payload, parts)
         finally:
-            self.in_user = in_user
+            self.in_user, self.armed = in_user, armed
         if loop is not None:
             return self.wait_async(number, waiter, loop)
         try:

@@ -6,7 +6,7 @@ Worker.interrupt.
 """
 import os
 
-from . import memory
+from . import memory, metrics
 from . import protocol as P
 from .channel import send_frame
 from .replies import exception_error, memory_error
@@ -95,6 +95,7 @@ def revoke(worker, rid):
 # Every operation, by the name the host calls it (src/: worker.control(name, args)).
 OPERATIONS = {
     'sample': sample,
+    'metrics': metrics.read,
     'revoke': revoke,
     # memory.py: statistics, the collector, tracing, snapshots, references, the allocator
     'stats': memory.stats,

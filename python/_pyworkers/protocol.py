@@ -55,6 +55,8 @@ ITEMS = 66        # stream items; the step goes on
 ITEMS_PAUSE = 67  # stream items; the step ended because the host's credit ran out
 ITEMS_END = 68    # stream items; the iterator is exhausted
 CALLBACK = 69     # data channel: user code calls a function of the host; answered by CALLBACK_REPLY
+OUTPUT = 70       # data channel: text user code wrote to sys.stdout (output.py)
+LOG = 71          # data channel: a logging record (output.py)
 
 MARSHAL_VERSION = 4
 

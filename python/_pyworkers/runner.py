@@ -60,6 +60,15 @@ def _flush_std():
             pass
 
 
+def _use_real_stdout():
+    """The command passes the script's output through from the process's own stdout (and ends it with a marker
+    written there): while a script runs, sys.stdout is that, not the data channel (output.py). Returns what to
+    restore."""
+    current = sys.stdout
+    sys.stdout = getattr(current, 'original', current)
+    return current
+
+
 def _write_marker(marker):
     """Tell the host that everything the script wrote before this point has been written."""
     if not marker:
@@ -150,6 +159,7 @@ def run_script(path, argv0, args, marker='', folder=None):
     namespace['__loader__'] = SourceFileLoader('__main__', path)
     saved_argv = sys.argv
     saved_main = sys.modules.get('__main__')
+    saved_stdout = _use_real_stdout()
     sys.argv = [argv0] + list(args)
     sys.path.insert(0, folder)
     sys.modules['__main__'] = module
@@ -199,6 +209,7 @@ def run_script(path, argv0, args, marker='', folder=None):
             sys.modules['__main__'] = saved_main
         _flush_std()
         _write_marker(marker)
+        sys.stdout = saved_stdout
 
 
 def release():
@@ -396,6 +407,7 @@ def describe(locations):
 def evaluate(code, marker='', as_repr=True):
     """Run `code` in __main__; answer its last line's value when that line is an expression (repr() of it when
     `as_repr`), else None. Awaitables are awaited."""
+    saved_stdout = _use_real_stdout()
     try:
         try:
             tree = ast.parse(code, '<pyworkers eval>', 'exec')
@@ -417,6 +429,7 @@ def evaluate(code, marker='', as_repr=True):
     finally:
         _flush_std()
         _write_marker(marker)
+        sys.stdout = saved_stdout
 
 
 async def _await(awaitable):

@@ -41,6 +41,7 @@ _marshal_loads = marshal.loads
 _marshal_dumps = marshal.dumps
 _SCALARS = frozenset((type(None), bool, int, float, str))  # marshal writes these faithfully, whatever they hold
 _mark_started = struct.Struct('<I').pack_into
+_stdout = None  # sys.stdout (output.py): what a request printed goes out before its reply
 _NESTED = P.FLAG_NESTED
 _RETURN_REF = P.FLAG_RETURN_REF
 
@@ -257,6 +258,8 @@ class Worker(StreamRequests, CallbackRequests):
             self.in_user = False
             self.armed = False
             failure = exc
+        if _stdout is not None and _stdout.pending:
+            _flush_stdout()  # (a partial line: print(..., end=''))
         self.batch = None
         self.current = 0
         if failure is None:
@@ -414,6 +417,12 @@ class Worker(StreamRequests, CallbackRequests):
         self.worker_id = config.get('workerId', 0)
         refs.token = config.get('token', 0)
         refs.worker_id = self.worker_id
+        global _stdout
+        from . import output
+        _stdout = output.install(self, config)
+        if config.get('gcPauseBuckets'):  # the pool collects metrics: time the collections
+            from .metrics import install
+            install(config['gcPauseBuckets'])
         if config.get('tracemalloc'):  # the pool traces: so does this replacement worker, from its first line
             from .memory import start_tracing_at_start
             start_tracing_at_start(config['tracemalloc'])
@@ -449,6 +458,13 @@ class Worker(StreamRequests, CallbackRequests):
 
 async def _await(awaitable):
     return await awaitable
+
+
+def _flush_stdout():
+    try:
+        _stdout.flush()
+    except Exception:
+        pass
 
 
 def _run_in_thread(awaitable):

@@ -2,6 +2,7 @@
  * The memory API behind `Pool` and `Context`: the same operations on one worker (a context's) or on every ready
  * worker of a pool. Pool-wide calls leave out workers that are starting, and workers that exit meanwhile.
  */
+import { readContainer } from '../container.js';
 import type { PoolCore } from '../pool/pool.js';
 import type { PythonWorker } from '../worker/worker.js';
 import { checkInteger, checkOptions } from '../validate.js';
@@ -180,7 +181,7 @@ export function poolMemory(core: PoolCore) {
       const ordered: PoolMemoryStats['totals'] = traced
         ? { rss: totals.rss, peakRss: totals.peakRss, calls: totals.calls, tracedMemoryCurrent: tracedCurrent, tracedMemoryPeak: tracedPeak, gcCollected: totals.gcCollected, gcUncollectable: totals.gcUncollectable, handles: totals.handles }
         : totals;
-      return { workers, totals: ordered };
+      return { workers, totals: ordered, container: readContainer() };
     },
     async gc(generation?: number): Promise<number> {
       const g = checkGeneration(generation);

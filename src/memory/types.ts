@@ -1,3 +1,5 @@
+import type { ContainerInfo } from '../container.js';
+
 /**
  * The shapes the memory API returns. Every one is a fresh plain object (safe to keep, serialise or mutate).
  */
@@ -63,6 +65,8 @@ export interface HandleCounts {
 /** Every answering worker's stats and what adds up across them. */
 export interface PoolMemoryStats {
   workers: WorkerMemoryStats[];
+  /** The container's limits and use, as its cgroup says (all null outside a limited cgroup). */
+  container: ContainerInfo;
   totals: {
     /** Sum of `rss` (workers whose RSS is unreadable count 0). */
     rss: number;

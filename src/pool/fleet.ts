@@ -12,6 +12,7 @@ import type { PythonInfo } from '../python.js';
 import { CallJob, type Job, type JobOptions } from '../worker/job.js';
 import { PythonWorker, type WorkerConfig, type WorkerEvents } from '../worker/worker.js';
 import { Slot } from './slot.js';
+import { GC_PAUSE_BUCKETS } from '../metrics/histogram.js';
 
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
 const MAX_START_FAILURES = 3;
@@ -66,6 +67,8 @@ export interface FleetHooks {
   closing(): boolean;
   /** Makes the handle objects (PyRefs) of a worker's replies. */
   handles(worker: PythonWorker): HandleFactory;
+  /** A Python logging record (with the `logging` option). */
+  log(worker: PythonWorker, record: Record<string, unknown>): void;
 }
 
 interface PendingExec {
@@ -153,7 +156,13 @@ export class Fleet {
       setup: [...o.setup, ...this.#execs],
       forceKillAfter: o.forceKillAfter,
       startTimeout: o.startTimeout,
-      init: { ...this.#workerInit, memoryLimit: o.maxMemory ?? null, arrays: o.arrays },
+      init: {
+        ...this.#workerInit,
+        memoryLimit: o.maxMemory ?? null,
+        arrays: o.arrays,
+        ...(o.metrics ? { gcPauseBuckets: GC_PAUSE_BUCKETS } : {}),
+        ...(o.logging ? { logging: o.logging.level } : {}),
+      },
       functions: o.functions,
       handles: this.hooks.handles,
     };
@@ -166,6 +175,7 @@ export class Fleet {
       jobEnded: () => {},
       exited: () => {},
       output: (w, stream, text) => this.hooks.output(w, stream, text),
+      log: (w, record) => this.hooks.log(w, record),
     });
     trackWorker(worker);
     return worker;
@@ -203,6 +213,7 @@ export class Fleet {
       jobEnded: (w) => this.hooks.jobEnded(this.#slotOf.get(w)!),
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
       output: (w, stream, text) => this.hooks.output(w, stream, text),
+      log: (w, record) => this.hooks.log(w, record),
     });
     const slot = new Slot(worker);
     this.#slotOf.set(worker, slot);

@@ -9,9 +9,14 @@ import { resolveLeakOptions, runLeakSearch, type FindLeaksOptions, type LeakRepo
 import { poolMemory, type MemorySnapshot } from '../memory/index.js';
 import { MemoryMonitor, type MemoryEvent, type PressureEvent } from '../memory/monitor.js';
 import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, GcGarbage, GcGarbageOptions, GcGeneration, MemoryStatsOptions, PoolMemoryStats, SnapshotOptions } from '../memory/types.js';
-import { resolveCallOptions, resolvePoolOptions, type CallOptions, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
+import { resolveCallOptions, resolvePoolOptions, type CallOptions, type LogRecord, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
+import { MetricsCollector, type PoolMetrics } from '../metrics/metrics.js';
+import { toPrometheus, type PrometheusOptions } from '../metrics/prometheus.js';
+import { callChannel, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
+import { registerOpenTelemetry, type OpenTelemetryHooks } from '../metrics/opentelemetry.js';
+import { readContainer } from '../container.js';
 import { resolvePython, type PythonInfo } from '../python.js';
-import { checkCode, checkFunction, checkFunctionName, checkString } from '../validate.js';
+import { checkCode, checkFunction, checkFunctionName, checkKnownKeys, checkMilliseconds, checkObject, checkString } from '../validate.js';
 import { callbackScope, type HostFunction } from '../worker/callbacks.js';
 import type { CallJob, Job } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
@@ -55,6 +60,8 @@ export interface PoolStats {
   restarts: number;
   /** Open streams: their iterators live in Python (a stream the program drops unclosed is closed once collected). */
   streams: number;
+  /** Whether the pool takes calls (false once closing or draining). */
+  accepting: boolean;
   perWorker: WorkerStats[];
 }
 
@@ -75,7 +82,21 @@ export interface PoolEvents {
   workerExit: [WorkerExitEvent];
   stdout: [OutputEvent];
   stderr: [OutputEvent];
+  log: [LogRecord];
   error: [Error];
+}
+
+export interface DrainOptions {
+  /** How long in ms to let queued and running calls finish. Defaults to the pool's `closeTimeout`. */
+  timeout?: number;
+}
+
+export interface DrainResult {
+  /** Whether every call finished in time (else the rest were rejected and the workers killed). */
+  drained: boolean;
+  /** Calls queued or running when the drain began. */
+  pending: number;
+  durationMs: number;
 }
 
 export interface CloseOptions {
@@ -119,11 +140,22 @@ export class Pool extends EventEmitter<PoolEvents> {
   #idleWaiters: Array<() => void> = [];
   #idleTimer: NodeJS.Timeout | undefined;
   #monitor: MemoryMonitor | undefined;
+  readonly #collector: MetricsCollector;
+  #openTelemetry: OpenTelemetryHooks | undefined;
+  #shutdown: Promise<boolean> | undefined;
 
   /** @internal Use {@link createPool}. */
   constructor(options: ResolvedPoolOptions, python: PythonInfo) {
     super();
     this.#options = options;
+    this.#collector = new MetricsCollector(
+      {
+        workers: () => this.#fleet.slots.map((slot) => slot.worker),
+        queued: () => this.#scheduler.waiting(),
+        restarts: () => this.#fleet.restarts,
+      },
+      { enabled: options.metrics },
+    );
     const closing = () => this.#closing;
     const refHost: RefHost = {
       defaultTimeout: () => options.timeout || undefined,
@@ -134,8 +166,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     };
     this.#fleet = new Fleet(options, python, {
       workerStart: (worker) => this.emit('workerStart', { workerId: worker.id, pid: worker.pid }),
-      workerExit: (event) => this.emit('workerExit', event),
-      recycle: (event) => this.emit('recycle', event),
+      workerExit: (event) => {
+        if (event.reason === 'crashed') this.#collector.crashed();
+        this.emit('workerExit', event);
+      },
+      recycle: (event) => {
+        this.#collector.recycled(event.reason);
+        this.emit('recycle', event);
+      },
+      log: (worker, record) => this.#onLog(worker, record as unknown as LogRecord),
       output: (worker, stream, text) => {
         if (options.forwardOutput) process.stderr.write(text);
         this.emit(stream, { workerId: worker.id, pid: worker.pid, text });
@@ -227,6 +266,11 @@ export class Pool extends EventEmitter<PoolEvents> {
       throw error;
     }
     this.#fleet.startWatch();
+    warnIfOvercommitted(this.#options);
+    if (this.#options.openTelemetry !== false) {
+      this.#openTelemetry = await registerOpenTelemetry(this, this.#options.openTelemetry === true ? undefined : this.#options.openTelemetry);
+      this.#collector.openTelemetry = this.#openTelemetry;
+    }
     if (this.#options.monitor) {
       const fleet = this.#fleet;
       this.#monitor = new MemoryMonitor(this.#options.monitor, {
@@ -292,7 +336,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#checkOpen();
     const o = resolveCallOptions(options, false);
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
-    await this.#fleet.exec(checkCode(code), { timeout: o.timeout, signal: o.signal }).catch(withCallerStack);
+    checkCode(code);
+    if (!tracing()) {
+      await this.#fleet.exec(code, { timeout: o.timeout, signal: o.signal }).catch(withCallerStack);
+      return;
+    }
+    const context: CallTraceContext = { kind: 'exec', code: tracedCode(code) };
+    const started = performance.now();
+    const run = () => this.#fleet.exec(code, { timeout: o.timeout, signal: o.signal }).finally(() => (context.durationMs = performance.now() - started));
+    await callChannel.tracePromise(run, context).catch(withCallerStack);
   }
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
@@ -350,6 +402,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       failed: this.#failed,
       restarts: this.#fleet.restarts,
       streams: this.#streams.size,
+      accepting: !this.#closing,
       perWorker: live.map((w) => ({
         workerId: w.id,
         pid: w.pid,
@@ -362,28 +415,81 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /**
+   * Counters and histograms of the calls and workers (see docs/operations.md): a fresh plain object. Reads each
+   * worker's Python figures on its control channel (answered while it runs a call); cheap enough to call every
+   * second.
+   */
+  metrics(): Promise<PoolMetrics> {
+    return this.#collector.collect();
+  }
+
+  /** `metrics()` in the Prometheus text format, for a `/metrics` endpoint. */
+  async prometheus(options?: PrometheusOptions): Promise<string> {
+    return toPrometheus(await this.metrics(), options);
+  }
+
+  /**
    * Stop the pool. Accepts nothing new; lets queued and running calls finish (up to `timeout`), then ends the
    * workers. With `force`, rejects everything pending with `ERR_POOL_CLOSED` and kills the workers now.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (options.force) return this.destroy();
-    if (this.#closed) return this.#closed;
+    const timeout = options.timeout === undefined ? this.#options.closeTimeout : checkMilliseconds(options.timeout, 'options.timeout');
+    return this.#shutDown(timeout).then(() => {});
+  }
+
+  /**
+   * Graceful shutdown (a SIGTERM from Kubernetes, say): stop taking calls at once (they reject with
+   * `ERR_POOL_CLOSED`; `ready` and `stats().accepting` turn false), let the queued and running ones finish within
+   * `timeout` ms (default: the pool's `closeTimeout`), then end the workers. Calls still unfinished at the deadline
+   * reject with `ERR_POOL_CLOSED` and their workers are killed. Resolves to whether every call finished in time.
+   */
+  async drain(options: DrainOptions = {}): Promise<DrainResult> {
+    checkObject(options, 'drain() options');
+    checkKnownKeys(options, ['timeout'], 'drain() options');
+    const timeout = options.timeout === undefined ? this.#options.closeTimeout : checkMilliseconds(options.timeout, 'options.timeout');
+    const started = performance.now();
+    const pending = this.#scheduler.waiting() + this.#fleet.slots.filter((s) => s.worker.load > 0).length;
+    const drained = await this.#shutDown(timeout);
+    return { drained, pending, durationMs: performance.now() - started };
+  }
+
+  /** Whether the pool takes calls: false once `close()`, `drain()` or `destroy()` was called. */
+  get accepting(): boolean {
+    return !this.#closing;
+  }
+
+  /** For readiness probes: the pool takes calls and at least one worker is ready to run them. */
+  get ready(): boolean {
+    return !this.#closing && !this.#fleet.broken && this.#fleet.slots.some((s) => s.worker.state === 'ready');
+  }
+
+  /** close() and drain(): resolves to whether everything finished within `timeout` (else it was forced). */
+  #shutDown(timeout: number): Promise<boolean> {
+    if (this.#shutdown) return this.#shutdown;
+    if (this.#closed) return (this.#shutdown = this.#closed.then(() => false));
     this.#closing = true;
     clearInterval(this.#idleTimer);
     this.#fleet.stopWatch();
     this.#monitor?.stop();
-    const timeout = options.timeout ?? this.#options.closeTimeout;
-    this.#closed = (async () => {
+    this.#openTelemetry?.stop();
+    const shutdown = (async () => {
       const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((resolve) => (timer = after(timeout, () => resolve(false))));
       const finished = await Promise.race([drained, timedOut]);
       clearTimeout(timer);
-      if (!finished) return this.#forceClose();
+      if (!finished) {
+        await this.#forceClose();
+        return false;
+      }
       for (const ref of [...this.#streams.values()]) ref.deref()?.abandon();
       await this.#fleet.terminateAll();
+      return true;
     })();
-    return this.#closed;
+    this.#shutdown = shutdown;
+    this.#closed = shutdown.then(() => {});
+    return shutdown;
   }
 
   /** Reject everything pending with `ERR_POOL_CLOSED` and kill the workers now. */
@@ -400,6 +506,8 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   async #forceClose(): Promise<void> {
     this.#closing = true;
+    this.#openTelemetry?.stop();
+    this.#openTelemetry = undefined;
     clearInterval(this.#idleTimer);
     this.#fleet.stopWatch();
     this.#monitor?.stop();
@@ -420,10 +528,24 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #track(job: CallJob): void {
-    job.onSettle = (ok) => {
+    job.onSettle = (ok, error) => {
       if (ok) this.#completed++;
       else this.#failed++;
+      this.#collector.settled(job, ok, error);
     };
+  }
+
+  #onLog(worker: PythonWorker, record: LogRecord): void {
+    const handler = this.#options.logging?.handler;
+    if (handler) {
+      try {
+        handler(record);
+      } catch (error) {
+        process.emitWarning(`options.logging.handler threw: ${(error as Error)?.message ?? String(error)}`, { code: 'PYWORKERS_LOG_HANDLER' });
+      }
+    }
+    if (this.listenerCount('log') > 0) this.emit('log', record);
+    else if (!handler) process.stderr.write(`[pyworkers worker ${worker.id}] ${record.level} ${record.logger}: ${record.message}\n${record.exception ? `${record.exception}\n` : ''}`);
   }
 
   #registered(state: StreamState, stream: PyStream<unknown> | undefined, open: boolean): void {
@@ -540,6 +662,27 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
 }
 
 export type { Job };
+
+let overcommitWarned = false;
+
+/**
+ * Warn once per process when the workers' caps (plus this process) do not fit the container's memory limit: the
+ * kernel's OOM killer would then end a worker (or the service) before `maxMemory` does.
+ */
+function warnIfOvercommitted(options: ResolvedPoolOptions): void {
+  if (overcommitWarned || options.maxMemory === undefined) return;
+  const { memoryLimit } = readContainer();
+  if (memoryLimit === null) return;
+  const workers = options.workers + (options.recycle.maxRss !== undefined || options.recycle.maxCalls !== undefined || options.recycle.idleTimeout !== undefined ? 1 : 0);
+  const needed = options.maxMemory * workers + process.memoryUsage().rss;
+  if (needed <= memoryLimit) return;
+  overcommitWarned = true;
+  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  process.emitWarning(
+    `maxMemory ${mib(options.maxMemory)} × ${workers} workers${workers > options.workers ? ' (the spare included)' : ''} + this process (${mib(process.memoryUsage().rss)}) = ${mib(needed)}, above the container's memory limit of ${mib(memoryLimit)}: the kernel may kill a worker before its cap applies. Lower maxMemory or workers, or raise the limit.`,
+    { code: 'PYWORKERS_MEMORY_OVERCOMMIT' },
+  );
+}
 
 /** The workers' working directory must be one: else spawning fails with an error that names the interpreter. */
 async function checkDirectory(dir: string, name: string): Promise<void> {

@@ -6,6 +6,7 @@ import { ArgumentError, PyWorkersError } from '../errors.js';
 import { resolveCallOptions, type CallOptions, type ResolvedCallOptions, type StreamOptions } from '../options.js';
 import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
+import { callChannel, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
 import { FLAG_RETURN_REF } from '../protocol/frames.js';
 import { CallJob, type Job } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
@@ -44,7 +45,21 @@ export function withCallerStack(error: unknown): never {
  * Check, encode and send one request; its promise. `returnRef`: answer with a handle (callRef, evalRef). A request
  * with handles among its values runs on their worker.
  */
-export function submit(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
+export function submit(
+  target: Target,
+  build: (o: ResolvedCallOptions) => Request,
+  options: CallOptions | undefined,
+  returnRef = false,
+  trace?: () => CallTraceContext,
+): Promise<unknown> {
+  if (trace !== undefined && tracing()) {
+    const context = trace();
+    return callChannel.tracePromise(() => submitNow(target, build, options, returnRef, context), context);
+  }
+  return submitNow(target, build, options, returnRef, undefined);
+}
+
+function submitNow(target: Target, build: (o: ResolvedCallOptions) => Request, options: CallOptions | undefined, returnRef: boolean, traced: CallTraceContext | undefined): Promise<unknown> {
   try {
     target.check();
     const o = resolveCallOptions(options, false);
@@ -54,6 +69,14 @@ export function submit(target: Target, build: (o: ResolvedCallOptions) => Reques
     const flags = returnRef || o.returnRef ? request.flags | FLAG_RETURN_REF : request.flags;
     const job = new CallJob(request.kind, request.frame, flags, { timeout: o.timeout ?? target.defaultTimeout(), signal: o.signal, deadline: deadline || undefined }, target.pinned || home !== undefined, request.parts);
     target.track(job);
+    if (traced) {
+      const settle = job.onSettle;
+      job.onSettle = (ok, error) => {
+        traced.workerId = job.worker?.id;
+        traced.durationMs = performance.now() - job.createdAt;
+        settle?.(ok, error);
+      };
+    }
     if (!job.settled) {
       const sent = target.submit(job, home);
       if (sent) sent.catch((error: unknown) => job.fail(error));
@@ -66,12 +89,12 @@ export function submit(target: Target, build: (o: ResolvedCallOptions) => Reques
 
 /** `module.fn(*args, **kwargs)`. */
 export function submitCall(target: Target, module: string, fn: string, args: unknown, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
-  return submit(target, (o) => requestCall(target.ctx, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), options, returnRef);
+  return submit(target, (o) => requestCall(target.ctx, checkString(module, 'module'), checkString(fn, 'fn'), checkArgs(args), o.kwargs), options, returnRef, () => ({ kind: 'call', module, fn }));
 }
 
 /** An expression with optional locals. */
 export function submitEval(target: Target, code: string, locals: Record<string, unknown> | null | undefined, options: CallOptions | undefined, returnRef = false): Promise<unknown> {
-  return submit(target, () => requestEval(target.ctx, checkCode(code), checkLocals(locals)), options, returnRef);
+  return submit(target, () => requestEval(target.ctx, checkCode(code), checkLocals(locals)), options, returnRef, () => ({ kind: 'eval', code: tracedCode(String(code)) }));
 }
 
 /** Statements in the target's namespace (one worker: the pool's exec() reaches every worker, see Fleet). */
@@ -80,7 +103,7 @@ export function submitExec(target: Target, code: string, options: CallOptions | 
     if (o.kwargs) throw new ArgumentError('exec() takes no kwargs');
     if (o.returnRef) throw new ArgumentError("exec() returns nothing: it takes no returns: 'ref'");
     return requestExec(target.ctx, checkCode(code));
-  }, options);
+  }, options, false, () => ({ kind: 'exec', code: tracedCode(String(code)) }));
 }
 
 /** Bad arguments throw here, synchronously; a target that cannot take the stream makes it reject when read. */

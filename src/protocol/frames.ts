@@ -55,10 +55,12 @@ export const Kind = {
   ITEMS_PAUSE: 67,
   ITEMS_END: 68,
   CALLBACK: 69,
+  OUTPUT: 70,
+  LOG: 71,
 } as const;
 
 /** What a worker sends: on the data channel, and on the control channel. */
-export const WORKER_DATA_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR, Kind.ITEMS, Kind.ITEMS_PAUSE, Kind.ITEMS_END, Kind.CALLBACK]);
+export const WORKER_DATA_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR, Kind.ITEMS, Kind.ITEMS_PAUSE, Kind.ITEMS_END, Kind.CALLBACK, Kind.OUTPUT, Kind.LOG]);
 export const WORKER_CONTROL_KINDS: ReadonlySet<number> = new Set([Kind.OK, Kind.ERROR]);
 
 /** Fill in the header that `Encoder.begin(HEADER_SIZE)` left room for; `extra` bytes of parts follow the frame. */

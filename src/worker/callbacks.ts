@@ -26,6 +26,9 @@ export interface CallbackScope {
 
 export const callbackScope = new AsyncLocalStorage<CallbackScope>();
 
+/** The answer to a callback whose request was interrupted. */
+const CANCELLED = ['error', ['AbortError', 'the Python call waiting for this callback was interrupted', '']];
+
 interface InFlight {
   /** The id of the request that made it (0: none, e.g. a thread started earlier). */
   readonly outer: number;
@@ -67,7 +70,12 @@ export class WorkerCallbacks {
       this.#reply(id, ['unknown', functions ? [...functions.keys()] : []]);
       return;
     }
-    const scope: CallbackScope = { worker: this.host.worker, job: this.host.jobById(outer), active: true };
+    const job = this.host.jobById(outer);
+    if (job?.interrupted) {
+      this.#reply(id, CANCELLED); // made after its request was interrupted: the wait must end
+      return;
+    }
+    const scope: CallbackScope = { worker: this.host.worker, job, active: true };
     const entry: InFlight = { outer, scope };
     this.#inFlight.set(id, entry); // before the call: requests the function sends at once run nested
     let result: unknown;
@@ -104,7 +112,7 @@ export class WorkerCallbacks {
       if (entry.outer !== jobId) continue;
       entry.scope.active = false;
       this.#inFlight.delete(id);
-      this.#reply(id, ['error', ['AbortError', 'the Python call waiting for this callback was interrupted', '']]);
+      this.#reply(id, CANCELLED);
     }
   }
 

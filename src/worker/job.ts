@@ -104,8 +104,10 @@ export class CallJob extends Job {
   #deadlineTimer: NodeJS.Timeout | undefined;
   /** When set, the job may be re-sent to another worker if its worker dies before it starts. */
   readonly retryable: boolean;
-  /** Called once when the job settles (success or failure). */
-  onSettle: ((ok: boolean) => void) | undefined;
+  /** Called once when the job settles: whether it succeeded, else the error it failed with. */
+  onSettle: ((ok: boolean, error?: unknown) => void) | undefined;
+  /** When it was made (performance.now()): its latency and queue wait count from here. */
+  readonly createdAt = performance.now();
 
   constructor(kind: number, frame: Buffer, flags: number, options: JobOptions, pinned: boolean, parts?: Uint8Array[]) {
     super(kind, frame, flags, pinned, parts);
@@ -161,7 +163,7 @@ export class CallJob extends Job {
     if (this.settled) return;
     this.#cleanup();
     this.#reject(error);
-    this.onSettle?.(false);
+    this.onSettle?.(false, error);
   }
 
   #cleanup(): void {

@@ -50,6 +50,8 @@ export interface WorkerEvents {
   /** The process exited; `requeue` holds jobs that never started and may run elsewhere. */
   exited(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void;
   output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void;
+  /** A logging record (with the pool option `logging`). */
+  log?(worker: PythonWorker, record: Record<string, unknown>): void;
 }
 
 /** A worker's memory and state, from /proc. */
@@ -103,6 +105,8 @@ export class PythonWorker {
   /** Requests made by callbacks this worker waits for: they run inside the wait, by id (see callbacks.ts). */
   readonly #nested = new Map<number, Job>();
   readonly #callbacks: WorkerCallbacks;
+  #busyMs = 0;
+  #busySince: number | undefined;
   #state: WorkerState = 'starting';
   #killReason: string | undefined;
   /** Where the worker writes the id of each request it starts (see progress.ts). */
@@ -273,9 +277,22 @@ export class PythonWorker {
     this.#writer.write(writeHeader(job.frame, job.kind, job.flags, job.id, partsSize(job.parts)), this.sent.length === 0, job.parts);
     this.sent.push(job);
     if (this.sent.length === 1) {
+      this.#busySince = performance.now();
       this.#updateRef();
       job.start();
     }
+  }
+
+  /** How long (ms) it has had requests to run, since it started. */
+  get busyMs(): number {
+    return this.#busyMs + (this.#busySince === undefined ? 0 : performance.now() - this.#busySince);
+  }
+
+  /** Its last request ended: the busy period too. */
+  #becameIdle(): void {
+    if (this.#busySince !== undefined) this.#busyMs += performance.now() - this.#busySince;
+    this.#busySince = undefined;
+    this.#updateRef();
   }
 
   /**
@@ -427,7 +444,7 @@ export class PythonWorker {
       job.unstart();
       const next = this.sent[0];
       if (next) next.start();
-      else this.#updateRef();
+      else this.#becameIdle();
     }
     // A retiring worker ends once its last job is gone, however it left: tell the owner, as an answer would.
     if (this.sent.length === 0 && this.#state === 'retiring') this.#events.jobEnded(this);
@@ -435,9 +452,17 @@ export class PythonWorker {
   }
 
   #onDataFrame = (kind: number, flags: number, id: number, buf: Buffer, start: number, end: number, parts?: Uint8Array[]): void => {
-    if (kind === Kind.CALLBACK) {
-      this.#callbacks.onCallback(id, flags, buf, start, end, parts);
-      this.#updateRef();
+    if (kind >= Kind.CALLBACK) {
+      // Frames that answer nothing: a callback, printed text, a logging record. They come before the reply of
+      // the request that made them, so they are handled before it resolves.
+      if (kind === Kind.CALLBACK) {
+        this.#callbacks.onCallback(id, flags, buf, start, end, parts);
+        this.#updateRef();
+      } else if (kind === Kind.OUTPUT) {
+        this.#events.output(this, 'stdout', buf.toString('utf8', start, end));
+      } else {
+        this.#events.log?.(this, decodePayload(flags, buf, start, end, false, parts) as Record<string, unknown>);
+      }
       return;
     }
     if (this.#nested.size !== 0) {
@@ -470,7 +495,7 @@ export class PythonWorker {
     if (job.kind !== Kind.INIT) this.served++;
     const next = this.sent[0];
     if (next) next.start();
-    else this.#updateRef();
+    else this.#becameIdle();
     this.#events.jobEnded(this);
   };
 
@@ -510,6 +535,8 @@ export class PythonWorker {
     if (this.#state === 'exited') return;
     this.#endGroup(); // what user code started goes with the worker, however it ended
     this.#state = 'exited';
+    if (this.#busySince !== undefined) this.#busyMs += performance.now() - this.#busySince;
+    this.#busySince = undefined;
     this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
     const crash = this.#crashError();
     if (error) Object.defineProperty(crash, 'cause', { value: error });
