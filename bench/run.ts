@@ -8,6 +8,7 @@
  * bench/results/latest.json and the results section of docs/benchmarks.md (unless --no-write).
  */
 import { execFileSync, spawn } from 'node:child_process';
+import diagnostics_channel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -292,6 +293,7 @@ pinMain('same');
   const viaCallbacks = () => pool1.call('benchfns', 'callbacks', [CALLBACKS]);
   const trivial = () => pool1.call('benchfns', 'echo', [1]);
   if ((await viaCallbacks()) !== CALLBACKS) throw new Error('callbacks() did not make its callbacks');
+  for (let i = 0; i < 20; i++) await viaCallbacks(); // the first thousands are several times slower (JIT, both sides)
   await sequential(trivial, 2000);
   const perCallback = async () => {
     const out: number[] = [];
@@ -306,6 +308,36 @@ pinMain('same');
   pyw.callback = median(a.flat()) * 1000;
   pyw.callbackTrivial = median(b.flat()) * 1000;
   raw.callbackRoundMediansUs = { callback: a.map((x) => median(x) * 1000), trivialCall: b.map((x) => median(x) * 1000) };
+}
+
+// ------------------------------------------------------------------ metrics and tracing: their cost
+// Two pools of one worker side by side: one with metrics (histograms, gc timing, OpenTelemetry instruments on the
+// API's global provider) and a diagnostics_channel subscriber on pyworkers:call, one with all of it off. Calls/s
+// with 64 in flight, rounds interleaved, both pinned alike.
+log('metrics and tracing on vs off ...');
+pinMain('separate');
+{
+  const on = await lib.createPool(poolOptions());
+  const off = await lib.createPool(poolOptions({ metrics: false, openTelemetry: false }));
+  livePids.add(() => [on, off].flatMap((p) => p.stats().perWorker.map((w) => w.pid)));
+  const channel = diagnostics_channel.tracingChannel('pyworkers:call');
+  let traced = 0;
+  const subscriber = { start() {}, end() {}, asyncStart() {}, asyncEnd: () => void traced++, error() {} };
+  const measure = async (pool: Pool, tracingOn: boolean) => {
+    if (tracingOn) channel.subscribe(subscriber);
+    try {
+      return await throughput(() => pool.call('benchfns', 'echo', [1]), 64, N.tputMs);
+    } finally {
+      if (tracingOn) channel.unsubscribe(subscriber);
+    }
+  };
+  await measure(on, true);
+  await measure(off, false);
+  const [a, b] = await interleave('observability', N.rounds * 2, () => measure(on, true), () => measure(off, false));
+  pyw.observedTput = median(a);
+  pyw.unobservedTput = median(b);
+  raw.observabilityCallsPerSec = { on: a, off: b, traced };
+  await Promise.all([on.close(), off.close()]);
 }
 
 // ------------------------------------------------------------------ streams
@@ -582,6 +614,10 @@ const add = (row: Row) => (rows.push(row), row);
     HAS_NUMPY ? `median of \`f64()\`, which returns a \`np.float64(2.5)\` made once (a JS number in TS), against \`pyfloat()\`, which returns \`2.5\`: ${(pyw.pyfloat as number).toFixed(1)} µs. One call at a time, ${N.rounds}×${N.latency} calls of each interleaved, host and Python on one CPU.` : undefined));
   const f64VsFloat = HAS_NUMPY ? (pyw.f64 as number) / (pyw.pyfloat as number) : undefined;
   r.targets.push({ text: `≤ 1.1× a float result${f64VsFloat === undefined ? '' : ` (is ${f64VsFloat.toFixed(2)}×)`}`, met: f64VsFloat === undefined ? undefined : f64VsFloat <= 1.1 });
+  r = add(makeRow('observability', 'calls/s with metrics and tracing on (64 in flight)', 'calls/s', 'higher', { pyworkers: pyw.observedTput },
+    `a pool with \`metrics\` (call and queue-wait histograms, gc pause timing in the worker), OpenTelemetry instruments registered on the API's global provider, and a subscriber on the \`pyworkers:call\` tracing channel, against a pool with \`metrics: false, openTelemetry: false\` and no subscriber: ${Math.round(pyw.unobservedTput as number).toLocaleString('en-US')} calls/s. Medians of ${N.rounds * 2} interleaved rounds of ${N.tputMs} ms each.`));
+  const observabilityCost = 1 - (pyw.observedTput as number) / (pyw.unobservedTput as number);
+  r.targets.push({ text: `costs < 2% of calls/s against off (costs ${(observabilityCost * 100).toFixed(1)}%)`, met: observabilityCost < 0.02 });
   r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
     `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));
   const callbackVsCall = (pyw.callback as number) / (pyw.callbackTrivial as number);

@@ -74,6 +74,8 @@ export interface PoolMetrics {
     crashes: number;
     /** Retired by reason. */
     recycles: RecycleCounts;
+    /** Each worker's hard memory cap (`maxMemory`) in bytes, `null` without one. */
+    memoryLimit: number | null;
   };
   /** The share of the workers' time spent running calls since the previous `metrics()` (0 to 1). */
   busyRatio: number;
@@ -89,6 +91,8 @@ export interface MetricsSource {
   workers(): PythonWorker[];
   queued(): number;
   restarts(): number;
+  /** The pool's maxMemory. */
+  memoryLimit(): number | null;
 }
 
 const PYTHON_TIMEOUT = 1000;
@@ -174,6 +178,7 @@ export class MetricsCollector {
         restarts: this.source.restarts(),
         crashes: this.#crashes,
         recycles: { ...this.#recycles },
+        memoryLimit: this.source.memoryLimit(),
       },
       busyRatio: counted > 0 && elapsed > 0 ? Math.min(1, Math.max(0, busyDelta / (elapsed * counted))) : 0,
       gc: {

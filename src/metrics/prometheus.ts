@@ -93,6 +93,7 @@ export function toPrometheus(m: PoolMetrics, options: PrometheusOptions = {}): s
     f = out.family('gc_pause_seconds', 'histogram', 'How long garbage collections paused the worker, per generation.');
     for (const w of m.perWorker) w.gc.pauses.forEach((h, generation) => out.histogram(f, h, { worker: w.workerId, generation }));
   }
+  if (m.workers.memoryLimit !== null) out.sample(out.family('worker_memory_limit_bytes', 'gauge', "Each worker's hard memory cap (maxMemory)."), m.workers.memoryLimit);
   if (m.container.memoryLimit !== null) out.sample(out.family('container_memory_limit_bytes', 'gauge', "The container's memory limit (cgroup)."), m.container.memoryLimit);
   if (m.container.cpuQuota !== null) out.sample(out.family('container_cpu_quota', 'gauge', "CPUs the container's quota allows (cgroup)."), m.container.cpuQuota);
   return out.text();

@@ -20,10 +20,8 @@ export interface CallTraceContext {
   workerId?: number;
   /** From the call to its answer, in ms: set when it settled. */
   durationMs?: number;
-  /** How it failed (with the `error` message). */
+  /** How it failed (set before the `error` message). */
   error?: unknown;
-  /** The value it resolved to (with `asyncEnd`). */
-  result?: unknown;
 }
 
 export const callChannel = diagnostics_channel.tracingChannel<unknown, CallTraceContext>('pyworkers:call');

@@ -26,7 +26,7 @@ import { PyRef, type RefHost } from './ref.js';
 import { Fleet, type RecycleEvent, type RecycleReason, type WorkerExitEvent } from './fleet.js';
 import { failJob, Scheduler } from './scheduler.js';
 import type { PyStream, StreamState } from './stream.js';
-import { streamCall, streamEval, submitCall, submitEval, withCallerStack, type Target } from './submit.js';
+import { publishSettled, streamCall, streamEval, submitCall, submitEval, withCallerStack, type Target } from './submit.js';
 import { after, every } from '../util/timers.js';
 
 export type { RecycleEvent, RecycleReason, WorkerExitEvent };
@@ -153,6 +153,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         workers: () => this.#fleet.slots.map((slot) => slot.worker),
         queued: () => this.#scheduler.waiting(),
         restarts: () => this.#fleet.restarts,
+        memoryLimit: () => options.maxMemory ?? null,
       },
       { enabled: options.metrics },
     );
@@ -532,6 +533,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       if (ok) this.#completed++;
       else this.#failed++;
       this.#collector.settled(job, ok, error);
+      if (job.trace) publishSettled(job.trace, ok, error, job);
     };
   }
 

@@ -141,15 +141,11 @@ export class PyRef implements AsyncDisposable {
   }
 
   #call(method: string, args: unknown[], options: CallOptions | undefined, returnRef: boolean): Promise<unknown> {
-    return submit(this.#target, (o) => requestHandleCall(this, checkString(method, 'method'), checkArgs(args), o.kwargs), options, returnRef, () => ({
-      kind: 'call',
-      module: `PyRef<${this.#state.typeName}>`,
-      fn: method,
-    }));
+    return submit(this.#target, (o) => requestHandleCall(this, checkString(method, 'method'), checkArgs(args), o.kwargs), options, returnRef, ['call', `PyRef<${this.#state.typeName}>`, method]);
   }
 
   #runtime(fn: string, args: unknown[], options: CallOptions | undefined, returnRef: boolean): Promise<unknown> {
-    return submit(this.#target, () => requestCall(0, RUNTIME, fn, args, undefined), options, returnRef);
+    return submit(this.#target, () => requestCall(0, RUNTIME, fn, args, undefined), options, returnRef, ['call', RUNTIME, fn]);
   }
 }
 

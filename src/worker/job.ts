@@ -2,6 +2,7 @@
  * A job is one request on a worker's data channel: it is queued, sent, runs (when it heads the worker's
  * queue of sent jobs), and ends with exactly one final frame. It settles its caller exactly once.
  */
+import type { CallTraceContext } from '../metrics/tracing.js';
 import { AbortError, ProtocolError, TimeoutError, WorkerCrashedError } from '../errors.js';
 import { Kind } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
@@ -106,6 +107,8 @@ export class CallJob extends Job {
   readonly retryable: boolean;
   /** Called once when the job settles: whether it succeeded, else the error it failed with. */
   onSettle: ((ok: boolean, error?: unknown) => void) | undefined;
+  /** Its tracing channel context, while someone listens (see metrics/tracing.ts). */
+  trace: CallTraceContext | undefined;
   /** When it was made (performance.now()): its latency and queue wait count from here. */
   readonly createdAt = performance.now();
 
