@@ -488,7 +488,7 @@ describe('drain and readiness', () => {
 });
 
 describe('the operations example', () => {
-  it('serves /metrics, /healthz and /readyz, and drains on SIGTERM without losing a request', async () => {
+  it('serves /metrics (Prometheus and OpenTelemetry), /healthz and /readyz, and drains on SIGTERM without losing a request', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples', 'operations-server.ts')], { cwd: ROOT, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -504,6 +504,9 @@ describe('the operations example', () => {
       assert.match(metrics.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
       const families = parsePrometheus(await metrics.text()) as Family[];
       assert.ok(families.some((f) => f.name === 'pyworkers_calls_total'));
+      const otel = (await (await fetch(`${base}/metrics/otel`)).json()) as Record<string, Array<{ attributes: Record<string, unknown>; value: unknown }>>;
+      assert.equal(otel['pyworkers.calls']!.find((d) => d.attributes.outcome === 'ok')!.value, 1);
+      assert.ok(otel['pyworkers.worker.rss']!.length >= 1);
       const slow = fetch(`${base}/work?seconds=0.5`).then(async (r) => [r.status, await r.text()] as const);
       await sleep(150);
       child.kill('SIGTERM');
