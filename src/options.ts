@@ -109,6 +109,8 @@ export interface LogRecord {
   levelno: number;
   /** The logger's name (`'myapp.db'`; the root logger: `'root'`). */
   logger: string;
+  /** The same (Python's `LogRecord.name`). */
+  name: string;
   /** The message, formatted with its arguments. */
   message: string;
   module: string;

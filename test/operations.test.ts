@@ -261,6 +261,22 @@ describe('tracing on diagnostics_channel', () => {
     await p.eval('1');
     assert.equal(events.length, 0, 'nothing once unsubscribed');
   });
+
+  it('publishes on plain channels too: pyworkers:call:start, :end and :error', async () => {
+    const p = await makePool({ workers: 1 });
+    const seen: string[] = [];
+    const on = (name: string) => (message: unknown) => seen.push(`${name} ${(message as CallTraceContext).kind}${(message as CallTraceContext).workerId ? ' on a worker' : ''}`);
+    const handlers = { start: on('start'), end: on('end'), error: on('error') };
+    for (const [name, fn] of Object.entries(handlers)) diagnostics_channel.subscribe(`pyworkers:call:${name}`, fn);
+    try {
+      await p.call('math', 'floor', [1.5]);
+      await rejection(p.eval('1 / 0'));
+      await p.exec('x = 1');
+    } finally {
+      for (const [name, fn] of Object.entries(handlers)) diagnostics_channel.unsubscribe(`pyworkers:call:${name}`, fn);
+    }
+    assert.deepEqual(seen, ['start call', 'end call on a worker', 'start eval', 'error eval on a worker', 'end eval on a worker', 'start exec', 'end exec']);
+  });
 });
 
 describe('logging', () => {
@@ -474,6 +490,16 @@ describe('drain and readiness', () => {
     assert.equal(result.drained, true);
     assert.equal(result.pending, 2);
     assert.equal(p.stats().workers, 0);
+  });
+
+  it('close({ drain: true }) is the same; force and drain together are an error', async () => {
+    const p = await makePool({ workers: 1 });
+    const running = p.eval('__import__("time").sleep(0.2) or "finished"');
+    await sleep(30);
+    await assert.rejects(p.close({ drain: true, force: true }), /exclude each other/);
+    await p.close({ drain: true });
+    assert.equal(await running, 'finished');
+    assert.equal(p.accepting, false);
   });
 
   it('past its deadline, drain() ends what still runs and says so', async () => {

@@ -141,6 +141,7 @@ class ChannelLogHandler(logging.Handler):
                 'level': record.levelname,
                 'levelno': record.levelno,
                 'logger': record.name,
+                'name': record.name,
                 'message': message,
                 'module': record.module,
                 'function': record.funcName,

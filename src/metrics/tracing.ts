@@ -26,9 +26,20 @@ export interface CallTraceContext {
 
 export const callChannel = diagnostics_channel.tracingChannel<unknown, CallTraceContext>('pyworkers:call');
 
+/**
+ * The same events on plain channels, for subscribers that use `diagnostics_channel.subscribe(name)`:
+ * `pyworkers:call:start` (the call is made), `pyworkers:call:end` (it settled, either way) and
+ * `pyworkers:call:error` (it failed, before `end`).
+ */
+export const plainChannels = {
+  start: diagnostics_channel.channel('pyworkers:call:start'),
+  end: diagnostics_channel.channel('pyworkers:call:end'),
+  error: diagnostics_channel.channel('pyworkers:call:error'),
+};
+
 /** Whether anyone listens (cheap: checked on every call). */
 export function tracing(): boolean {
-  return callChannel.hasSubscribers;
+  return callChannel.hasSubscribers || plainChannels.start.hasSubscribers || plainChannels.end.hasSubscribers || plainChannels.error.hasSubscribers;
 }
 
 /** The code of an eval or exec as traced. */

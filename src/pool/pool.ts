@@ -12,7 +12,7 @@ import type { AllocatorInfo, AllocatorInfoOptions, GcDebugFlag, GcDebugFlags, Gc
 import { resolveCallOptions, resolvePoolOptions, type CallOptions, type LogRecord, type PoolOptions, type ResolvedPoolOptions, type StreamOptions } from '../options.js';
 import { MetricsCollector, type PoolMetrics } from '../metrics/metrics.js';
 import { toPrometheus, type PrometheusOptions } from '../metrics/prometheus.js';
-import { callChannel, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
+import { callChannel, plainChannels, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
 import { registerOpenTelemetry, type OpenTelemetryHooks } from '../metrics/opentelemetry.js';
 import { readContainer } from '../container.js';
 import { resolvePython, type PythonInfo } from '../python.js';
@@ -100,6 +100,8 @@ export interface DrainResult {
 }
 
 export interface CloseOptions {
+  /** The same as `drain()` (close() always lets queued and running calls finish, within `timeout`). */
+  drain?: boolean;
   /** Reject everything pending with `ERR_POOL_CLOSED` and kill the workers now. */
   force?: boolean;
   /** How long in ms to let running calls finish before forcing. Defaults to the pool's `closeTimeout`. */
@@ -344,8 +346,18 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     const context: CallTraceContext = { kind: 'exec', code: tracedCode(code) };
     const started = performance.now();
-    const run = () => this.#fleet.exec(code, { timeout: o.timeout, signal: o.signal }).finally(() => (context.durationMs = performance.now() - started));
-    await callChannel.tracePromise(run, context).catch(withCallerStack);
+    callChannel.start.publish(context);
+    plainChannels.start.publish(context);
+    callChannel.end.publish(context);
+    try {
+      await this.#fleet.exec(code, { timeout: o.timeout, signal: o.signal });
+      context.durationMs = performance.now() - started;
+      publishSettled(context, true, undefined);
+    } catch (error) {
+      context.durationMs = performance.now() - started;
+      publishSettled(context, false, error);
+      withCallerStack(error);
+    }
   }
 
   /** Stream the items of the iterable that `module.fn(*args, **kwargs)` returns. */
@@ -434,6 +446,9 @@ export class Pool extends EventEmitter<PoolEvents> {
    * workers. With `force`, rejects everything pending with `ERR_POOL_CLOSED` and kills the workers now.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    checkObject(options, 'close() options');
+    checkKnownKeys(options, ['force', 'timeout', 'drain'], 'close() options');
+    if (options.force && options.drain) return Promise.reject(new ArgumentError('close() options: force and drain exclude each other'));
     if (options.force) return this.destroy();
     const timeout = options.timeout === undefined ? this.#options.closeTimeout : checkMilliseconds(options.timeout, 'options.timeout');
     return this.#shutDown(timeout).then(() => {});

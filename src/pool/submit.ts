@@ -6,7 +6,7 @@ import { ArgumentError, PyWorkersError } from '../errors.js';
 import { resolveCallOptions, type CallOptions, type ResolvedCallOptions, type StreamOptions } from '../options.js';
 import { requestCall, requestEval, requestExec, requestStreamCall, requestStreamEval, type Request } from '../protocol/requests.js';
 import { checkArgs, checkCode, checkLocals, checkString } from '../validate.js';
-import { callChannel, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
+import { callChannel, plainChannels, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
 import { FLAG_RETURN_REF } from '../protocol/frames.js';
 import { CallJob, type Job } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
@@ -54,6 +54,7 @@ export function submit(target: Target, build: (o: ResolvedCallOptions) => Reques
   // a trivial call's throughput. start and end here; error, asyncStart and asyncEnd when the call settles.
   const context: CallTraceContext = as[0] === 'call' ? { kind: 'call', module: as[1], fn: as[2] } : { kind: as[0], code: tracedCode(String(as[1])) };
   callChannel.start.publish(context);
+  plainChannels.start.publish(context);
   try {
     return submitNow(target, build, options, returnRef, context);
   } finally {
@@ -92,9 +93,11 @@ export function publishSettled(context: CallTraceContext, ok: boolean, error: un
   if (!ok) {
     context.error = error;
     callChannel.error.publish(context);
+    plainChannels.error.publish(context);
   }
   callChannel.asyncStart.publish(context);
   callChannel.asyncEnd.publish(context);
+  plainChannels.end.publish(context);
 }
 
 /** `module.fn(*args, **kwargs)`. */
