@@ -95,7 +95,7 @@ describe('HTML reports in Chromium', { concurrency: 1 }, () => {
 
   test('the report of a leaky script: chart, top allocations, flame graph, no errors, nothing from the network', { skip }, async () => {
     const file = path.join(OUT, 'report-leaky.html');
-    const run = await cli(['run', '-q', '--top', '5', '--frames', '5', '--report', file, path.join(SCRIPTS, 'leaky.py'), '4000']);
+    const run = await cli(['run', '-q', '--mode', 'full', '--top', '5', '--frames', '5', '--report', file, path.join(SCRIPTS, 'leaky.py'), '4000']);
     assert.equal(run.code, 0, run.stderr);
     const { page, errors, requests } = await open(file);
     try {
@@ -163,7 +163,7 @@ describe('HTML reports in Chromium', { concurrency: 1 }, () => {
 
   test('the report of a script stopped by the cap: the cap drawn, the failure shown', { skip }, async () => {
     const file = path.join(OUT, 'report-cap.html');
-    const run = await cli(['run', '-q', '--max-memory', '150MB', '--report', file, path.join(SCRIPTS, 'cap.py')]);
+    const run = await cli(['run', '-q', '--mode', 'full', '--max-memory', '150MB', '--report', file, path.join(SCRIPTS, 'cap.py')]);
     assert.equal(run.code, 1, run.stderr);
     const { page, errors, requests } = await open(file);
     try {

@@ -31,9 +31,11 @@ except ImportError:  # not on Windows
     resource = None
 
 _kept = None          # the last script's module, kept for the final memory snapshot
+_sampler = None       # the tracing windows of the last script (sample mode)
 _final = None         # tracemalloc snapshot taken as the script's code returned
 _PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 _ast_cache = {}       # filename -> list of (first, last, qualname), or None when unreadable
+KEPT_ALIVE_ROWS = 3   # the report's biggest lines whose references are followed to a root
 
 
 def _exit_status(exc):
@@ -120,12 +122,33 @@ def prepare():
     return None
 
 
+def _stop_sampler():
+    if _sampler is not None:
+        _sampler.stop()
+
+
+def sampled_sites(top=10):
+    """What the tracing windows saw grow (sample mode): {'top': [[file, line, size, count, function, code, library,
+    kept alive by]], 'windows', 'tracedSeconds', 'failure'}; None when the last script was not sampled."""
+    sampler = _sampler
+    if sampler is None:
+        return None
+    sampler.stop()
+    sampler.wait()
+    rows = []
+    for (filename, lineno), size, count, library, chain in sampler.sites(top):
+        fn, code = _describe_one(filename, lineno)
+        lib = [library[0], library[1], _describe_one(library[0], library[1])[0]] if library else None
+        rows.append([filename, lineno, size, count, fn, code, lib, chain])
+    return {'top': rows, 'windows': sampler.windows, 'tracedSeconds': sampler.traced_seconds, 'failure': sampler.failure}
+
+
 def _take_final():
     """Snapshot what is allocated now, as the script's code returns (None when not tracing); answer the memory
     figures of this moment: {'rss', 'traced', 'tracedPeak'}."""
     global _final
     _final = None
-    figures = {'rss': None, 'traced': None, 'tracedPeak': None}
+    figures = {'rss': None, 'traced': None, 'tracedPeak': None, 'tracemalloc': None}
     try:
         with open('/proc/self/statm', 'rb') as f:
             figures['rss'] = int(f.read().split()[1]) * _PAGE
@@ -134,22 +157,25 @@ def _take_final():
     try:
         if tracemalloc.is_tracing():
             figures['traced'], figures['tracedPeak'] = tracemalloc.get_traced_memory()
+            figures['tracemalloc'] = tracemalloc.get_tracemalloc_memory()
             _final = tracemalloc.take_snapshot()
     except MemoryError:
         _final = None
     return figures
 
 
-def run_script(path, argv0, args, marker='', folder=None):
+def run_script(path, argv0, args, marker='', folder=None, sample_frames=None):
     """Run the file at `path` (absolute) as `__main__` with `sys.argv = [argv0, *args]` and `folder` (the
     script's) first on sys.path.
 
     Returns {'exitCode', 'exception': None | {'type', 'module', 'message'}, 'memory': {'rss', 'traced',
     'tracedPeak'} as the script's code returned}. A KeyboardInterrupt sent by the
-    host (timeout, Ctrl-C) propagates, so the call ends as interrupted.
+    host (timeout, Ctrl-C) propagates, so the call ends as interrupted. With `sample_frames`, allocations are
+    traced in windows (sampler.py), with that many frames.
     """
-    global _kept
+    global _kept, _sampler
     _kept = None
+    _sampler = None
     if folder is None:
         path = os.path.abspath(path)
         folder = os.path.dirname(path)
@@ -164,6 +190,10 @@ def run_script(path, argv0, args, marker='', folder=None):
     sys.path.insert(0, folder)
     sys.modules['__main__'] = module
     _kept = module
+    if sample_frames:
+        from .sampler import Sampler
+        _sampler = Sampler(sample_frames, _is_library)
+        _sampler.start({id(namespace): '__main__'})
     status = 0
     failure = None
     info = None
@@ -177,12 +207,14 @@ def run_script(path, argv0, args, marker='', folder=None):
         except SystemExit as exc:
             status = _exit_status(exc)
         except KeyboardInterrupt:
+            _stop_sampler()
             _take_final()
             raise
         except BaseException as exc:
             failure = exc
         if failure is not None and isinstance(failure, MemoryError):
             lift_memory_cap()  # room for the snapshot and the traceback; the frames still hold what filled memory
+        _stop_sampler()
         figures = _take_final()
         if failure is not None:
             status = 1
@@ -303,19 +335,24 @@ def final_sites(top=10, stacks=300):
             return None
         snapshot = tm.take_snapshot()
     limit = snapshot.traceback_limit
-    tm.stop()
     from .snapshots import without_runtime
     snapshot = without_runtime(snapshot)
     by_traceback = snapshot.statistics('traceback')
     total_size = sum(stat.size for stat in by_traceback)
     total_count = sum(stat.count for stat in by_traceback)
+    lines = _by_user_line(by_traceback)[:top]
+    # what keeps the biggest lines' objects alive (tracemalloc maps objects to lines while it traces: this stops it)
+    from .referrers import kept_alive_by
+    chains = kept_alive_by([key for key, _, _, _ in lines[:KEPT_ALIVE_ROWS]], 2.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None)
+    if tm.is_tracing():
+        tm.stop()
     rows = []
-    for (filename, lineno), size, count, library in _by_user_line(by_traceback)[:top]:
+    for i, ((filename, lineno), size, count, library) in enumerate(lines):
         fn, code = _describe_one(filename, lineno)
         lib = None
         if library is not None:
             lib = [library[0], library[1], _describe_one(library[0], library[1])[0]]
-        rows.append([filename, lineno, size, count, fn, code, lib])
+        rows.append([filename, lineno, size, count, fn, code, lib, chains[i] if i < len(chains) else None])
     merged = {}
     for stat in by_traceback:
         frames = list(stat.traceback)  # oldest first

@@ -12,7 +12,12 @@ type Facts = Omit<RunReport, 'hints'>;
 
 export function hintsFor(r: Facts): Hint[] {
   const hints: Hint[] = [];
-  const add = (id: string, title: string, text: string) => hints.push({ id, title, text });
+  const tracingSource = r.settings.mode === 'sample' ? 'sampled tracing' : 'full tracing';
+  const SOURCES: Record<string, Hint['source']> = {
+    'memory-cap': 'outcome', uncollectable: 'gc', cycles: 'gc', 'gc-off': 'gc', 'one-site': tracingSource, growth: tracingSource,
+    'kept-alive': tracingSource, untraced: 'full tracing', fragmentation: 'full tracing', 'no-trace': 'rss', frames: 'full tracing', 'sampled-growth': 'sampled tracing',
+  };
+  const add = (id: string, title: string, text: string) => hints.push({ id, title, text, source: SOURCES[id] ?? 'rss' });
   const { memory, gc, top, snapshot, outcome } = r;
 
   if (outcome.ending === 'memory-cap' || outcome.ending === 'out-of-memory') {
@@ -77,7 +82,20 @@ export function hintsFor(r: Facts): Hint[] {
     );
   }
 
-  if (memory.tracedFinal !== null && memory.tracedPeak !== null && memory.tracedFinal >= 5 * MiB && memory.tracedFinal >= 0.8 * memory.tracedPeak && r.timeline.length >= 4 && growsSteadily(r)) {
+  if (r.settings.mode === 'sample' && top.length > 0 && growsSteadily(r, 'rss')) {
+    const first = top[0]!;
+    add(
+      'sampled-growth',
+      'Memory kept growing',
+      `RSS kept rising through the run (its trend, temporary peaks left out), and in the tracing windows ` +
+        `${site(first.file, first.line)} grew the most (${bytes(first.size)} kept)` +
+        `${first.keptAliveBy ? `, kept alive by ${first.keptAliveBy}` : ''}. ` +
+        'If the script is a loop over work items, something keeps a reference (a module-level list or dict, a ' +
+        "cache, a closure): drop it when done, or bound it. 'pyworkers leaks module:function' measures a function call by call.",
+    );
+  }
+
+  if (memory.tracedFinal !== null && memory.tracedPeak !== null && memory.tracedFinal >= 5 * MiB && memory.tracedFinal >= 0.8 * memory.tracedPeak && r.timeline.length >= 4 && growsSteadily(r, 'traced')) {
     add(
       'growth',
       'Memory grew and was still held at the end',
@@ -88,11 +106,13 @@ export function hintsFor(r: Facts): Hint[] {
     );
   }
 
-  if (memory.peakRss !== null && memory.tracedPeak !== null && memory.peakRss - memory.tracedPeak >= 64 * MiB && memory.peakRss >= 3 * memory.tracedPeak) {
+  // tracemalloc's own bookkeeping is in RSS too: it is not the script's, and not a C extension's
+  const ownRss = memory.peakRss === null ? null : memory.peakRss - (memory.tracemallocOverhead ?? 0);
+  if (ownRss !== null && memory.tracedPeak !== null && ownRss - memory.tracedPeak >= 64 * MiB && ownRss >= 3 * memory.tracedPeak) {
     add(
       'untraced',
       'Most of the memory is outside what tracemalloc sees',
-      `Peak RSS was ${bytes(memory.peakRss)} but Python allocations peaked at ${bytes(memory.tracedPeak)}. ` +
+      `Peak RSS was ${bytes(memory.peakRss)}${memory.tracemallocOverhead ? ` (${bytes(memory.tracemallocOverhead)} of it tracemalloc's own bookkeeping, left out here)` : ''} but Python allocations peaked at ${bytes(memory.tracedPeak)}. ` +
         'The rest is memory of C extensions (NumPy and PyArrow buffers, often through their own allocators), ' +
         'the interpreter itself, and fragmentation. A native-aware profiler (Memray with --native, or Scalene) ' +
         'shows those allocations.',
@@ -115,22 +135,28 @@ export function hintsFor(r: Facts): Hint[] {
 
   if (!r.settings.tracing) {
     add('no-trace', 'Allocation sites were not traced', 'The script ran with --no-trace: only RSS was measured. Run without it to see which lines allocate.');
-  } else if (r.settings.frames === 1 && r.stacks.length > 0) {
+  } else if (r.settings.mode === 'full' && r.settings.frames === 1 && r.stacks.length > 0) {
     add('frames', 'Tracebacks are one frame deep', 'Run with --frames 8 (or more) to see who called the lines that allocate, in the flame graph. More frames cost more time.');
   }
   return hints;
 }
 
-/** Whether traced memory rose through most of the run (more rises than falls between readings). */
-function growsSteadily(r: Facts): boolean {
-  const values = r.timeline.map((s) => s.traced).filter((v): v is number => v !== null);
-  if (values.length < 4) return false;
-  let up = 0;
-  let down = 0;
-  for (let i = 1; i < values.length; i++) {
-    const d = values[i]! - values[i - 1]!;
-    if (d > 0) up++;
-    else if (d < 0) down++;
-  }
-  return up >= 2 * down && values[values.length - 1]! > values[0]! * 2;
+/**
+ * Whether memory kept rising through the run, judged on its trend: the minima of consecutive windows of readings
+ * (temporary allocations make peaks and falls; what stays makes the floor rise), rising in most windows and in
+ * the last ones, by a fair share of where it started.
+ */
+export function growsSteadily(r: Pick<Facts, 'timeline'>, series: 'traced' | 'rss'): boolean {
+  const values = r.timeline.map((s) => s[series]).filter((v): v is number => v !== null);
+  if (values.length < 6) return false;
+  const size = Math.max(1, Math.floor(values.length / 6));
+  const minima: number[] = [];
+  for (let i = 0; i + size <= values.length; i += size) minima.push(Math.min(...values.slice(i, i + size)));
+  if (minima.length < 4) return false;
+  let rising = 0;
+  for (let i = 1; i < minima.length; i++) if (minima[i]! > minima[i - 1]!) rising++;
+  const first = minima[0]!;
+  const last = minima[minima.length - 1]!;
+  const lastRise = minima[minima.length - 1]! > minima[minima.length - 2]! || minima[minima.length - 2]! > minima[minima.length - 3]!;
+  return rising >= 0.6 * (minima.length - 1) && lastRise && last - first >= Math.max(MiB, 0.2 * first);
 }

@@ -149,11 +149,14 @@ async function describeSites(pool: Pool, sites: LeakSite[]): Promise<Array<[stri
   }
 }
 
+/** The headline: only steady growth counts (one-off steps and plateaus are not what a call leaks). */
 function verdict(r: LeakReport): string {
-  if (!isLeaking(r)) return 'no steady growth found';
+  if (!isLeaking(r)) return r.plateaus.length ? 'no steady growth found (what grew then stopped is listed as a plateau)' : 'no steady growth found';
   const perCall = r.leaks.reduce((sum, s) => sum + s.bytesPerIteration, 0);
-  return `memory grows by about ${bytes(Math.max(perCall, r.tracedGrowthPerIteration))} per call`;
+  return `memory grows steadily by about ${bytes(perCall)} per call`;
 }
+
+const SHAPE_LABEL = { steady: 'steady', plateau: 'grew, then plateaued', 'one-off': 'one-off' } as const;
 
 export function leaksText(label: string, r: LeakReport, code: Array<[string | null, string]>, top: number, p = paintFor({})): string {
   const out: string[] = [''];
@@ -165,7 +168,7 @@ export function leaksText(label: string, r: LeakReport, code: Array<[string | nu
         ['verdict', isLeaking(r) ? p.bad(verdict(r)) : p.good(verdict(r))],
         ['calls', `${r.iterations} measured after ${r.warmup} warm-up`],
         ['traced growth', `${bytes(r.tracedGrowthPerIteration)} per call`],
-        ['RSS growth', `${bytes(r.rssGrowthPerIteration)} per call`],
+        ['RSS growth', `${bytes(r.rssGrowthPerIteration)} per call (trend, tracemalloc's own memory left out)`],
         ['duration', duration(r.durationMs)],
       ],
       ['left', 'left'],
@@ -175,7 +178,7 @@ export function leaksText(label: string, r: LeakReport, code: Array<[string | nu
   const sites = r.sites.slice(0, top);
   if (sites.length === 0) out.push(p.dim('  no line kept memory from one call to the next'));
   else {
-    const rows = [['#', 'per call', 'blocks/call', 'total', 'steady', 'site', 'code'].map((h) => p.dim(h))];
+    const rows = [['#', 'per call', 'blocks/call', 'total', 'growth', 'site', 'code'].map((h) => p.dim(h))];
     sites.forEach((s, i) => {
       const [fn, text] = code[i] ?? [null, ''];
       rows.push([
@@ -183,15 +186,31 @@ export function leaksText(label: string, r: LeakReport, code: Array<[string | nu
         bytes(s.bytesPerIteration),
         count(s.countPerIteration),
         bytes(s.totalGrowth),
-        s.steady ? p.bad('yes') : 'no',
+        s.steady ? p.bad(SHAPE_LABEL[s.shape]) : SHAPE_LABEL[s.shape] ?? s.shape,
         `${site(s.file, s.line)}${fn && fn !== '<module>' ? ` ${fn}()` : ''}`,
         truncate(text, 50),
       ]);
+      // beneath the user's line: what keeps it alive, the library line that allocated, the other call paths
+      const notes: string[] = [];
+      if (s.keptAliveBy) notes.push(`kept alive by ${s.keptAliveBy}`);
+      if (s.library) notes.push(`allocated in ${site(s.library.file, s.library.line)}`);
+      if (s.paths.length > 1) {
+        for (const path of s.paths) notes.push(`via ${path.frames.map((f) => site(f.file, f.line)).join(' → ')}: ${bytes(path.bytesPerIteration)}/call`);
+      }
+      for (const note of notes) rows.push(['', '', '', '', '', p.dim(`  ↳ ${note}`), '']);
     });
     out.push(table(rows, ['right', 'right', 'right', 'right', 'left', 'left', 'left']));
   }
   out.push('');
   return out.join('\n');
+}
+
+function siteNotesHtml(s: LeakSite): string {
+  const notes: string[] = [];
+  if (s.keptAliveBy) notes.push(`kept alive by <code>${esc(s.keptAliveBy)}</code>`);
+  if (s.library) notes.push(`allocated in <code>${esc(site(s.library.file, s.library.line))}</code>`);
+  if (s.paths.length > 1) for (const path of s.paths) notes.push(`via <code>${esc(path.frames.map((f) => site(f.file, f.line)).join(' → '))}</code>: ${esc(bytes(path.bytesPerIteration))}/call`);
+  return notes.length ? `<tr class="notes"><td></td><td colspan="6">${notes.map((n) => `<div class="fn">↳ ${n}</div>`).join('')}</td></tr>` : '';
 }
 
 export function leaksHtml(label: string, r: LeakReport, code: Array<[string | null, string]>, top: number): string {
@@ -203,7 +222,7 @@ export function leaksHtml(label: string, r: LeakReport, code: Array<[string | nu
     const [fn, text] = code[i] ?? [null, ''];
     return `<tr><td class="num">${i + 1}</td><td class="site"><code>${esc(site(s.file, s.line))}</code>${fn ? `<div class="fn">${esc(fn)}</div>` : ''}</td>
 <td class="code">${text ? `<code>${esc(text)}</code>` : ''}</td><td class="num">${esc(bytes(s.bytesPerIteration))}</td><td class="num">${esc(count(s.countPerIteration))}</td>
-<td class="num">${esc(bytes(s.totalGrowth))}</td><td>${s.steady ? '<span class="badge fail">steady</span>' : ''}</td></tr>`;
+<td class="num">${esc(bytes(s.totalGrowth))}</td><td>${s.steady ? '<span class="badge fail">steady</span>' : esc(SHAPE_LABEL[s.shape] ?? s.shape)}</td></tr>${siteNotesHtml(s)}`;
   });
   const body = `<header><h1>Leak search: <code>${esc(label)}</code> <span class="badge ${leaking ? 'fail' : 'ok'}">${leaking ? 'leaking' : 'no leak found'}</span></h1>
 <div class="sub">pyworkers leaks · ${r.iterations} calls after ${r.warmup} warm-up · ${esc(duration(r.durationMs))}</div></header>
@@ -215,7 +234,7 @@ export function leaksHtml(label: string, r: LeakReport, code: Array<[string | nu
 </div>
 <section id="memory"><h2>RSS after each call</h2><p class="lead">Resident memory of the worker, read after every measured call.</p>
 ${chartLegend(input)}<div class="chart-wrap">${memoryChart(input)}</div></section>
-<section id="top"><h2>Lines whose memory grows</h2><p class="lead">Growth per call, by the line that allocated it; "steady" sites grew on (nearly) every call.</p>
+<section id="top"><h2>Lines whose memory grows</h2><p class="lead">Growth per call, by your line that allocated it (library frames folded beneath it); "steady" sites grew on to the last call at a similar rate, with what keeps their objects alive.</p>
 ${rows.length ? `<table id="top-table"><thead><tr><th class="num">#</th><th>Site</th><th>Code</th><th class="num">Per call</th><th class="num">Blocks/call</th><th class="num">Total</th><th></th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : '<p class="empty">No line kept memory from one call to the next.</p>'}
 </section>
 <footer>Generated by pyworkers ${esc(toolVersion())}. This file is self-contained: it loads nothing from the network.</footer>`;

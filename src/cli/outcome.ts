@@ -26,7 +26,7 @@ export interface RunnerResult {
   exitCode: number;
   exception: { type: string; module: string; message: string } | null;
   /** Memory as the script's code returned (before a failed frame's locals were freed). */
-  memory?: { rss: number | null; traced: number | null; tracedPeak: number | null };
+  memory?: { rss: number | null; traced: number | null; tracedPeak: number | null; tracemalloc?: number | null };
 }
 
 export interface OutcomeContext {

@@ -51,6 +51,11 @@ export interface SiteRow {
    * it; null when the site is where the allocation happened.
    */
   library: StackFrame | null;
+  /**
+   * For the biggest lines: the references that keep their objects alive, from a root, written as code
+   * (`__main__.cache['req-12']`, `Handler.history[41]`, `gc.garbage[0]`); null when none was found or not searched.
+   */
+  keptAliveBy: string | null;
 }
 
 export interface StackFrame {
@@ -78,6 +83,8 @@ export interface Hint {
   id: string;
   title: string;
   text: string;
+  /** What the hint was drawn from: RSS readings, the collector, sampled tracing windows, or full tracing. */
+  source: 'rss' | 'gc' | 'sampled tracing' | 'full tracing' | 'outcome';
 }
 
 export interface RunReport {
@@ -94,7 +101,17 @@ export interface RunReport {
   startedAt: string;
   wallTimeMs: number;
   outcome: Outcome;
-  settings: { tracing: boolean; frames: number | null; maxMemory: number | null; timeoutMs: number | null; intervalMs: number };
+  settings: {
+    tracing: boolean;
+    /** 'sample': allocations traced in windows (the default); 'full': traced for the whole run; 'off': --no-trace. */
+    mode: 'sample' | 'full' | 'off';
+    frames: number | null;
+    maxMemory: number | null;
+    timeoutMs: number | null;
+    intervalMs: number;
+  };
+  /** In sample mode: how many tracing windows were open, and for how long in all (s). */
+  sampling: { windows: number; tracedSeconds: number } | null;
   memory: {
     peakRss: number | null;
     /** When the highest RSS reading was taken, ms since start. */
@@ -104,6 +121,8 @@ export interface RunReport {
     /** Traced memory still allocated when the script ended. */
     tracedFinal: number | null;
     maxMemory: number | null;
+    /** Memory tracemalloc itself used when the script ended (its traces): part of RSS, not the script's. */
+    tracemallocOverhead: number | null;
   };
   timeline: Sample[];
   /** The top sites by line, of what was still allocated at the end (tracemalloc). */

@@ -25,6 +25,7 @@ import { renderHelp, toolVersion, type Io } from './io.js';
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: 'top', kind: 'int', value: 'N', min: 1, help: 'allocation sites to list (default 10)' },
+  { name: 'mode', kind: 'string', value: 'MODE', help: "'sample' (default: allocations traced in short windows, ~2x slower at most) or 'full' (every allocation traced, 10-20x slower on allocation-heavy code)" },
   { name: 'frames', kind: 'int', value: 'N', min: 1, help: 'frames per allocation traceback (default 3; more costs more time)' },
   { name: 'no-trace', kind: 'flag', help: 'do not trace allocations: measure RSS only (no slowdown)' },
   { name: 'json', kind: 'string', value: 'FILE', help: "write the report as JSON ('-': to stdout, instead of the text)" },
@@ -39,11 +40,13 @@ export const RUN_OPTIONS: OptionSpec[] = [
 
 export const RUN_HELP = `Usage: pyworkers run [options] script.py [script args...]
 
-Run a Python script as __main__ in a pyworkers worker, with tracemalloc on, and
-watch its memory. Its output passes through unchanged; a status line shows
-elapsed time, RSS, traced memory and gc collections while it runs. At the end,
-a report on stdout: exit status, wall time, peak RSS, traced peak, the top
-allocation sites, the garbage collector, and hints.
+Run a Python script as __main__ in a pyworkers worker and watch its memory. Its
+output passes through unchanged; a status line shows elapsed time, RSS, traced
+memory and gc collections while it runs. At the end, a report on stdout: exit
+status, wall time, peak RSS, the lines whose memory grew (or, with --mode full,
+the top allocation sites) with what keeps it alive, the garbage collector, and
+hints. By default allocations are traced in short windows (--mode sample): the
+script runs at most about twice as slow; --mode full traces every allocation.
 
 Options may also follow the script; after it, options pyworkers does not know,
 and everything after '--', go to the script.
@@ -72,6 +75,8 @@ interface RunSettings {
   top: number;
   frames: number;
   tracing: boolean;
+  /** 'sample': tracing windows; 'full': tracemalloc for the whole run; 'off': --no-trace. */
+  mode: 'sample' | 'full' | 'off';
   json: string | undefined;
   report: string | undefined;
   maxMemory: number | null;
@@ -95,6 +100,10 @@ function settingsFrom(argv: string[]): RunSettings | 'help' {
   if (!kind.isFile()) throw new UsageError(`can't open file '${script}': not a regular file`, 'run');
   const tracing = !options.get('no-trace');
   if (!tracing && options.has('frames')) throw new UsageError("options '--frames' and '--no-trace' contradict each other", 'run');
+  const modeText = options.get('mode') as string | undefined;
+  if (modeText !== undefined && modeText !== 'sample' && modeText !== 'full') throw new UsageError(`option '--mode' must be 'sample' or 'full', got '${modeText}'`, 'run');
+  if (!tracing && modeText !== undefined) throw new UsageError("options '--mode' and '--no-trace' contradict each other", 'run');
+  const mode = !tracing ? 'off' : (modeText as 'sample' | 'full' | undefined) ?? 'sample';
   for (const key of ['json', 'report'] as const) {
     const file = options.get(key) as string | undefined;
     if (file && file !== '-' && !existsSync(path.dirname(path.resolve(file)))) {
@@ -110,6 +119,7 @@ function settingsFrom(argv: string[]): RunSettings | 'help' {
     top: (options.get('top') as number | undefined) ?? 10,
     frames: (options.get('frames') as number | undefined) ?? 3,
     tracing,
+    mode,
     json: options.get('json') as string | undefined,
     report: options.get('report') as string | undefined,
     maxMemory: (options.get('max-memory') as number | undefined) ?? null,
@@ -186,7 +196,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
 
   // Import the runner (and what it needs) before tracing starts: its imports are not the script's memory.
   await ctx.call('_pyworkers.runner', 'prepare', []);
-  if (s.tracing) {
+  if (s.mode === 'full') {
     try {
       await probe.traceStart(s.frames);
     } catch (error) {
@@ -212,7 +222,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
   let result: RunnerResult | undefined;
   let failure: unknown;
   try {
-    result = await ctx.call<RunnerResult>('_pyworkers.runner', 'run_script', [s.scriptPath, s.script, s.args, marker, path.dirname(s.scriptPath)], {
+    result = await ctx.call<RunnerResult>('_pyworkers.runner', 'run_script', [s.scriptPath, s.script, s.args, marker, path.dirname(s.scriptPath), s.mode === 'sample' ? s.frames : null], {
       timeout: s.timeoutMs ?? 0,
       signal: ctrlC.signal,
     });
@@ -230,7 +240,7 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
   if (result?.memory) {
     const m = result.memory;
     await watcher.stop(false);
-    watcher.add({ t: wallTimeMs, rss: m.rss, traced: s.tracing ? m.traced : null, tracedPeak: s.tracing ? m.tracedPeak : null, gc: watcher.gcTotal() });
+    watcher.add({ t: wallTimeMs, rss: m.rss, traced: s.mode === 'full' ? m.traced : null, tracedPeak: s.mode === 'full' ? m.tracedPeak : null, gc: watcher.gcTotal() });
   }
   await watcher.stop(alive());
   if (!alive() || !(await within(Promise.all([out.drained, err.drained]), DRAIN_MS))) {
@@ -274,14 +284,16 @@ async function watchScript(pool: Pool, s: RunSettings, io: Io, notes: string[], 
     startedAt: startedAt.toISOString(),
     wallTimeMs,
     outcome,
-    settings: { tracing: s.tracing, frames: s.tracing ? s.frames : null, maxMemory: s.maxMemory, timeoutMs: s.timeoutMs, intervalMs: s.intervalMs },
+    settings: { tracing: s.tracing, mode: s.mode, frames: s.tracing ? s.frames : null, maxMemory: s.maxMemory, timeoutMs: s.timeoutMs, intervalMs: s.intervalMs },
+    sampling: details.sampling,
     memory: {
       peakRss,
       peakRssAt: rssPeak.at,
       finalRss: last?.rss ?? null,
-      tracedPeak: s.tracing ? last?.tracedPeak ?? null : null,
-      tracedFinal: s.tracing ? details.snapshot?.totalSize ?? last?.traced ?? null : null,
+      tracedPeak: s.mode === 'full' ? last?.tracedPeak ?? null : null,
+      tracedFinal: s.mode === 'full' ? details.snapshot?.totalSize ?? last?.traced ?? null : null,
       maxMemory: s.maxMemory ?? last?.memoryLimit ?? null,
+      tracemallocOverhead: s.mode === 'full' ? result?.memory?.tracemalloc ?? null : null,
     },
     timeline,
     top: details.top,
@@ -325,14 +337,21 @@ interface Details {
   snapshot: { totalSize: number; totalCount: number } | null;
   stacks: StackRow[];
   garbage: RunReport['gc']['garbage'];
+  sampling: RunReport['sampling'];
 }
 
 function emptyDetails(): Details {
-  return { top: [], snapshot: null, stacks: [], garbage: { count: 0, types: [], objects: [] } };
+  return { top: [], snapshot: null, stacks: [], garbage: { count: 0, types: [], objects: [] }, sampling: null };
+}
+
+type SiteTuple = [string, number, number, number, string | null, string, [string, number, string | null] | null, string | null];
+
+function siteRow([file, line, size, count, fn, code, lib, chain]: SiteTuple): SiteRow {
+  return { file, line, size, count, function: fn, code, library: lib ? { file: lib[0], line: lib[1], function: lib[2] } : null, keptAliveBy: chain ?? null };
 }
 
 interface FinalSites {
-  top: Array<[string, number, number, number, string | null, string, [string, number, string | null] | null]>;
+  top: SiteTuple[];
   totalSize: number;
   totalCount: number;
   stacks: Array<{ frames: Array<[string, number, string | null]>; size: number; count: number; truncated: boolean }>;
@@ -344,13 +363,23 @@ async function collectDetails(probe: Probe, s: RunSettings, notes: string[]): Pr
   const runner = (fn: string, args: unknown[]) => probe.context.call('_pyworkers.runner', fn, args);
   // After MemoryError the script still holds what it allocated: give the analysis room.
   if (s.maxMemory !== null) await runner('lift_memory_cap', []).catch(() => {});
-  if (s.tracing) {
+  if (s.mode === 'sample') {
+    try {
+      const found = (await runner('sampled_sites', [s.top])) as { top: SiteTuple[]; windows: number; tracedSeconds: number; failure: string | null } | null;
+      if (found) {
+        details.top = found.top.map(siteRow);
+        details.sampling = { windows: found.windows, tracedSeconds: found.tracedSeconds };
+        if (found.failure) notes.push(`sampling: ${found.failure}`);
+      }
+    } catch (error) {
+      notes.push(`the sampled sites could not be read: ${(error as Error).message}`);
+    }
+  }
+  if (s.mode === 'full') {
     try {
       const found = (await runner('final_sites', [s.top, STACK_LIMIT])) as FinalSites | null;
       if (found) {
-        details.top = found.top.map(([file, line, size, count, fn, code, lib]) => ({
-          file, line, size, count, function: fn, code, library: lib ? { file: lib[0], line: lib[1], function: lib[2] } : null,
-        }));
+        details.top = found.top.map(siteRow);
         details.snapshot = { totalSize: found.totalSize, totalCount: found.totalCount };
         details.stacks = found.stacks.map((st) => ({
           stack: st.frames.map(([file, line, fn]) => ({ file, line, function: fn })),

@@ -59,13 +59,31 @@ export function textReport(r: RunReport, p: Paint = plain, width = 100): string 
     ['wall time', duration(r.wallTimeMs)],
     ['peak RSS', `${bytes(m.peakRss)}${m.peakRssAt !== null ? p.dim(`  (highest reading at ${duration(m.peakRssAt)})`) : ''}${m.maxMemory ? p.dim(`  cap ${bytes(m.maxMemory)}`) : ''}`],
   ];
-  if (r.settings.tracing) {
+  if (r.settings.mode === 'full') {
     facts.push(['traced peak', `${bytes(m.tracedPeak)}${p.dim(`  (tracemalloc, ${r.settings.frames} frame${r.settings.frames === 1 ? '' : 's'})`)}`]);
     facts.push(['still allocated', `${bytes(m.tracedFinal)}${p.dim('  (traced, when the script ended)')}`]);
+  } else if (r.settings.mode === 'sample') {
+    const w = r.sampling;
+    facts.push(['tracing', w ? `sampled: ${w.windows} window${w.windows === 1 ? '' : 's'}, ${duration(w.tracedSeconds * 1000)} traced${p.dim('  (--mode full traces everything, at full cost)')}` : p.dim('sampled')]);
   } else facts.push(['traced peak', p.dim('not traced (--no-trace)')]);
   out.push(table(facts.map(([k, v]) => [k!, v!]), ['left', 'left']));
 
-  if (r.settings.tracing) {
+  if (r.settings.mode === 'sample') {
+    rule('Lines whose memory grew while traced');
+    if (r.top.length === 0) out.push(p.dim('  (nothing grew in the tracing windows)'));
+    else {
+      out.push(p.dim('  what each line allocated and kept during the tracing windows'));
+      const rows = [['#', 'grew', 'count', 'site', 'code'].map((h) => p.dim(h))];
+      r.top.forEach((s, i) => {
+        const where = `${site(s.file, s.line)}${s.function && s.function !== '<module>' ? ` ${s.function}()` : ''}`;
+        rows.push([String(i + 1), bytes(s.size), count(s.count), where, truncate(s.code, 60)]);
+        if (s.keptAliveBy) rows.push(['', '', '', p.dim(`  kept alive by ${s.keptAliveBy}`), '']);
+        if (s.library) rows.push(['', '', '', p.dim(`  via ${site(s.library.file, s.library.line)}${s.library.function ? ` ${s.library.function}()` : ''}`), '']);
+      });
+      out.push(table(rows, ['right', 'right', 'right', 'left', 'left']));
+    }
+  }
+  if (r.settings.mode === 'full') {
     rule(r.top.length === 1 ? 'Top allocation site, by line' : `Top ${r.top.length || ''} allocation sites, by line`.replace('  ', ' '));
     if (r.top.length === 0) out.push(p.dim('  (no allocations left to show)'));
     else {
@@ -75,6 +93,7 @@ export function textReport(r: RunReport, p: Paint = plain, width = 100): string 
       r.top.forEach((s, i) => {
         const where = `${site(s.file, s.line)}${s.function && s.function !== '<module>' ? ` ${s.function}()` : ''}`;
         rows.push([String(i + 1), bytes(s.size), percent(s.size, total), count(s.count), where, truncate(s.code, 60)]);
+        if (s.keptAliveBy) rows.push(['', '', '', '', p.dim(`  kept alive by ${s.keptAliveBy}`), '']);
         if (s.library) rows.push(['', '', '', '', p.dim(`  via ${site(s.library.file, s.library.line)}${s.library.function ? ` ${s.library.function}()` : ''}`), '']);
       });
       out.push(table(rows, ['right', 'right', 'right', 'right', 'left', 'left']));

@@ -23,34 +23,52 @@ export interface FindLeaksOptions {
   timeout?: number;
 }
 
+/** How a site's memory went over the measured iterations. */
+export type GrowthShape = 'steady' | 'plateau' | 'one-off';
+
 /** An allocation site whose memory grew over the measured iterations. */
 export interface LeakSite {
-  /** The line that allocated (innermost frame). */
+  /** The user's own line that allocated (the innermost frame in the user's files; library frames are folded). */
   file: string;
   line: number;
-  /** The traceback, outermost call first, without pyworkers' own frames. */
+  /** The user's frames of its main call path, outermost call first, without pyworkers' own frames. */
   frames: Array<{ file: string; line: number }>;
   /** The same frames (an alias). */
   traceback: Array<{ file: string; line: number }>;
+  /** When two or more call paths reach the line: each, with its growth per iteration (largest first). */
+  paths: Array<{ frames: Array<{ file: string; line: number }>; bytesPerIteration: number }>;
+  /** The library line (numpy's, the standard library's) that allocated most beneath the user's line, if any. */
+  library: { file: string; line: number } | null;
+  /** Growth per iteration: the trend over the checkpoints for steady sites, the total over the iterations else. */
   bytesPerIteration: number;
   countPerIteration: number;
   /** Bytes it grew by over the measured iterations. */
   totalGrowth: number;
-  /** True when it grew at a similar rate in both halves of the run (a leak); false for a one-off allocation. */
+  /** How it grew: `'steady'` (on to the end at a similar rate: a leak), `'plateau'` (grew, then stopped), `'one-off'`. */
+  shape: GrowthShape;
+  /** `shape === 'steady'`. */
   steady: boolean;
+  /**
+   * For the top steady sites: the references that keep objects allocated there alive, from a root, written as
+   * code (`app.cache['req-12']`, `Handler.history[41]`, `app.callbacks[7].__closure__ -> buffer`); null when
+   * none was found within the search's bounds (or for other sites).
+   */
+  keptAliveBy: string | null;
 }
 
 export interface LeakReport {
   iterations: number;
   warmup: number;
   frames: number;
-  /** Growing sites, steady ones first, each group by growth. Sites under 1 KiB of growth are left out as noise. */
+  /** Growing sites, steady ones first, then one-off, then plateaus, each group by growth. Sites under 1 KiB of growth are left out as noise. */
   sites: LeakSite[];
   /** The steady sites only: what leaks. */
   leaks: LeakSite[];
-  /** The worker's RSS (bytes) after each measured iteration. */
+  /** Sites that grew, then stopped (bounded caches, full deques): not leaks. */
+  plateaus: LeakSite[];
+  /** The worker's RSS (bytes) after each measured iteration, less tracemalloc's own memory. */
   rssPerIteration: number[];
-  /** Least-squares slope of `rssPerIteration`, bytes per iteration. */
+  /** The trend of `rssPerIteration`: least-squares slope of its windowed minima (churn left out), bytes per iteration. */
   rssGrowthPerIteration: number;
   /** Growth of tracemalloc's traced memory per measured iteration, in bytes. */
   tracedGrowthPerIteration: number;
@@ -95,6 +113,18 @@ function slope(values: number[]): number {
   return num / den;
 }
 
+/**
+ * Growth per iteration of a series that churns (memory taken and given back within a call): the least-squares
+ * slope of the minima of consecutive windows, so that a temporary peak does not read as growth.
+ */
+export function rssTrend(values: number[]): number {
+  const size = Math.max(1, Math.floor(values.length / 8));
+  if (size === 1) return slope(values);
+  const minima: number[] = [];
+  for (let i = 0; i + size <= values.length; i += size) minima.push(Math.min(...values.slice(i, i + size)));
+  return minima.length >= 2 ? slope(minima) / size : slope(values);
+}
+
 /** Run the leak search on `worker` (fresh, dedicated, ended by the caller). */
 export async function runLeakSearch(worker: PythonWorker, workload: LeakWorkload, options: FindLeaksOptions | undefined): Promise<LeakReport> {
   const o = resolveLeakOptions(options);
@@ -111,8 +141,9 @@ export async function runLeakSearch(worker: PythonWorker, workload: LeakWorkload
     frames: o.frames,
     sites,
     leaks: sites.filter((s) => s.steady),
+    plateaus: sites.filter((s) => s.shape === 'plateau'),
     rssPerIteration: found.rssPerIteration,
-    rssGrowthPerIteration: slope(found.rssPerIteration),
+    rssGrowthPerIteration: rssTrend(found.rssPerIteration),
     tracedGrowthPerIteration: found.tracedGrowthPerIteration,
     durationMs: Date.now() - started,
   };

@@ -51,13 +51,13 @@ function card(key: string, value: string, detail = '', cls = ''): string {
 
 function topTable(r: RunReport): string {
   if (!r.settings.tracing) return '<p class="empty">Not traced: the script ran with --no-trace.</p>';
-  if (r.top.length === 0) return '<p class="empty">Nothing the script allocated was still held when it ended.</p>';
+  if (r.top.length === 0) return r.settings.mode === 'sample' ? '<p class="empty">Nothing grew in the tracing windows.</p>' : '<p class="empty">Nothing the script allocated was still held when it ended.</p>';
   const total = r.snapshot?.totalSize ?? 0;
   const rows = r.top.map((s, i) => {
     const share = total ? (100 * s.size) / total : 0;
     return `<tr>
 <td class="num">${i + 1}</td>
-<td class="site"><code>${esc(displayPath(s.file))}${s.line ? `:${s.line}` : ''}</code>${s.function ? `<div class="fn">${esc(s.function)}</div>` : ''}${s.library ? `<div class="via">via <code>${esc(displayPath(s.library.file))}${s.library.line ? `:${s.library.line}` : ''}</code>${s.library.function ? ` ${esc(s.library.function)}` : ''}</div>` : ''}</td>
+<td class="site"><code>${esc(displayPath(s.file))}${s.line ? `:${s.line}` : ''}</code>${s.function ? `<div class="fn">${esc(s.function)}</div>` : ''}${s.keptAliveBy ? `<div class="via">kept alive by <code>${esc(s.keptAliveBy)}</code></div>` : ''}${s.library ? `<div class="via">via <code>${esc(displayPath(s.library.file))}${s.library.line ? `:${s.library.line}` : ''}</code>${s.library.function ? ` ${esc(s.library.function)}` : ''}</div>` : ''}</td>
 <td class="code">${s.code ? `<code>${esc(s.code)}</code>` : ''}</td>
 <td class="num">${esc(bytes(s.size))}</td>
 <td class="num"><div class="share"><span>${esc(percent(s.size, total))}</span><span class="bar"><span style="width:${share.toFixed(1)}%"></span></span></div></td>
@@ -109,8 +109,10 @@ export function htmlReport(r: RunReport): string {
 ${card('Exit status', String(o.exitCode), esc(o.description), t === 'ok' ? 'ok' : t === 'warn' ? 'warn' : 'fail')}
 ${card('Wall time', esc(duration(r.wallTimeMs)))}
 ${card('Peak RSS', esc(bytes(m.peakRss)), m.maxMemory ? `cap ${esc(bytes(m.maxMemory))}` : 'resident memory')}
-${card('Traced peak', r.settings.tracing ? esc(bytes(m.tracedPeak)) : '–', r.settings.tracing ? `tracemalloc, ${r.settings.frames} frame${r.settings.frames === 1 ? '' : 's'}` : 'not traced')}
-${card('Still allocated', r.settings.tracing ? esc(bytes(m.tracedFinal)) : '–', 'traced, at the end')}
+${r.settings.mode === 'sample'
+    ? card('Tracing', r.sampling ? `${r.sampling.windows} window${r.sampling.windows === 1 ? '' : 's'}` : 'sampled', r.sampling ? `${esc(duration(r.sampling.tracedSeconds * 1000))} traced; --mode full traces all` : '')
+    : `${card('Traced peak', r.settings.tracing ? esc(bytes(m.tracedPeak)) : '–', r.settings.tracing ? `tracemalloc, ${r.settings.frames} frame${r.settings.frames === 1 ? '' : 's'}` : 'not traced')}
+${card('Still allocated', r.settings.tracing ? esc(bytes(m.tracedFinal)) : '–', 'traced, at the end')}`}
 ${card('gc collections', esc(count(r.gc.generations.reduce((a, g) => a + g.collections, 0))), `${count(r.gc.garbage.count)} in gc.garbage`, r.gc.garbage.count ? 'fail' : '')}
 </div>`);
   if (r.hints.length) {
@@ -128,13 +130,13 @@ ${topTable(r)}</section>`);
   body.push(`<section id="flame"><h2>Allocation tracebacks</h2>
 <p class="lead">An icicle graph: callers on top, the lines that allocate below them; width is memory still allocated at the end. Hover for figures, click to zoom. Orange: the script's own code; blue: the standard library and packages.</p>
 <div class="flame-bar"><span id="flame-focus"></span><button id="flame-reset" type="button" disabled>Reset zoom</button></div>
-<div class="flame-wrap">${r.settings.tracing ? flameGraph(r.stacks) : '<p class="empty">Not traced.</p>'}</div></section>`);
+<div class="flame-wrap">${r.settings.mode === 'full' ? flameGraph(r.stacks) : r.settings.mode === 'sample' ? '<p class="empty">The flame graph needs every allocation traced: run with --mode full.</p>' : '<p class="empty">Not traced.</p>'}</div></section>`);
   body.push(gcSection(r));
   body.push(`<section id="run"><h2>Run</h2><dl class="facts">
 <dt>Command</dt><dd><code>${esc(cmd)}</code></dd>
 <dt>Working directory</dt><dd><code>${esc(r.cwd)}</code></dd>
 <dt>Python</dt><dd>${esc(r.python.version)} <code>${esc(r.python.executable)}</code></dd>
-<dt>Tracing</dt><dd>${r.settings.tracing ? `tracemalloc, ${r.settings.frames} frames per traceback` : 'off (--no-trace)'}</dd>
+<dt>Tracing</dt><dd>${r.settings.mode === 'sample' ? `sampled: tracemalloc in short windows, ${r.settings.frames} frames per traceback` : r.settings.tracing ? `tracemalloc, ${r.settings.frames} frames per traceback` : 'off (--no-trace)'}</dd>
 <dt>Memory cap</dt><dd>${m.maxMemory ? esc(bytes(m.maxMemory)) : 'none'}</dd>
 <dt>Timeout</dt><dd>${r.settings.timeoutMs ? esc(duration(r.settings.timeoutMs)) : 'none'}</dd>
 </dl>${r.notes.length ? `<ul class="notes">${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}</section>`);

@@ -1,0 +1,134 @@
+"""The `pyworkers run` default mode: tracemalloc only in short windows, not for the whole run.
+
+Tracing every allocation makes an allocation-heavy script 8-20 times slower. Here a thread opens a tracing window
+now and then (WINDOW seconds, the first at the start, then one every PERIOD seconds: about a tenth of the run),
+takes two snapshots inside it, and keeps what grew between them, by the user's own line. Before closing a window
+whose lines grew, it follows the references of objects allocated there to a root (referrers.py), once per line.
+
+What it can miss: allocations made outside the windows (a line that allocates only between them; memory held
+from before the first window counts only if it was made in one), and short bursts. Memory that grows steadily
+is caught by any window. `--mode full` traces everything, at full cost.
+"""
+import threading
+import time
+import tracemalloc
+
+from .paths import RUNTIME_DIR
+from .snapshots import without_runtime
+
+WINDOW = 0.4     # seconds a window traces
+PERIOD = 4.0     # seconds from the start of a window to the start of the next
+CHAINS = 2       # lines per window whose references are followed
+CHAIN_WINDOW = 0.1  # seconds of tracing before objects of those lines are looked for
+CHAIN_BUDGET = 0.5
+
+
+class Sampler:
+    def __init__(self, frames, is_library, window=WINDOW, period=PERIOD):
+        self.frames = frames
+        self.is_library = is_library
+        self.window = window
+        self.period = period
+        self.growth = {}      # (file, line) -> [size, count, {library site: size}]
+        self.chains = {}      # (file, line) -> chain or None
+        self.windows = 0
+        self.traced_seconds = 0.0
+        self.failure = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='pyworkers-sampler', daemon=True)
+        self.extra_roots = None
+
+    def start(self, extra_roots):
+        self.extra_roots = extra_roots
+        self._thread.start()
+
+    def stop(self):
+        """Ask it to stop: the window open, if any, ends now (what it saw counts); its analysis goes on."""
+        self._stop.set()
+
+    def wait(self, timeout=30):
+        """Wait for the last window's analysis."""
+        self._thread.join(timeout)
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                began = time.perf_counter()
+                self._window()
+                rest = self.period - (time.perf_counter() - began)
+                if rest > 0 and self._stop.wait(rest):
+                    break
+        except Exception as e:  # the script must not notice; the report says it
+            self.failure = '%s: %s' % (type(e).__name__, e)
+        finally:
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+
+    def _window(self):
+        if tracemalloc.is_tracing():  # the script traces itself: leave it be
+            self.failure = 'the script runs tracemalloc itself: no sampling windows'
+            self._stop.set()
+            return
+        began = time.perf_counter()
+        tracemalloc.start(self.frames)
+        try:
+            # Growth between two snapshots inside the window (taking one is a fast copy; analysing it waits until
+            # tracing is off, where it is ten times cheaper). A script that ends in the first half: what the
+            # window saw allocated and still alive.
+            ended = self._stop.wait(self.window / 2)
+            first = None if ended else tracemalloc.take_snapshot()
+            if not ended:
+                ended = self._stop.wait(self.window / 2)
+            last = tracemalloc.take_snapshot()
+            if not ended:
+                tracemalloc.stop()
+                self.traced_seconds += time.perf_counter() - began
+            grown = self._grown(_by_traceback(first) if first is not None else {}, _by_traceback(last))
+            wanted = [site for site, _ in sorted(grown.items(), key=lambda kv: -kv[1])[:CHAINS] if site not in self.chains]
+            if wanted and not ended:
+                # a short window of its own: objects allocated at those lines from now on can be traced back
+                began = time.perf_counter()
+                tracemalloc.start(self.frames)
+                self._stop.wait(CHAIN_WINDOW)
+            if wanted:
+                from .referrers import kept_alive_by
+                for site, chain in zip(wanted, kept_alive_by(wanted, CHAIN_BUDGET, self.extra_roots)):
+                    self.chains[site] = chain
+        finally:
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+                self.traced_seconds += time.perf_counter() - began
+            self.windows += 1
+
+    def _grown(self, first, last):
+        """Add what grew from `first` to `last` to the totals, by user line; answer this window's growth by line."""
+        grown = {}
+        for traceback, (size, count) in last.items():
+            size0, count0 = first.get(traceback, (0, 0))
+            if size <= size0:
+                continue
+            frames = [f for f in traceback if not f.filename.startswith(RUNTIME_DIR)]
+            if not frames:
+                continue
+            inner = frames[-1]
+            user = next((f for f in reversed(frames) if not self.is_library(f.filename)), None)
+            site = ((user or inner).filename, (user or inner).lineno)
+            row = self.growth.get(site)
+            if row is None:
+                row = self.growth[site] = [0, 0, {}]
+            row[0] += size - size0
+            row[1] += max(0, count - count0)
+            if user is not None and (inner.filename, inner.lineno) != site:
+                lib = (inner.filename, inner.lineno)
+                row[2][lib] = row[2].get(lib, 0) + size - size0
+            grown[site] = grown.get(site, 0) + size - size0
+        return grown
+
+    def sites(self, top):
+        """[(site, size, count, library site or None, chain or None)], most growth first (after wait())."""
+        rows = sorted(self.growth.items(), key=lambda kv: -kv[1][0])[:top]
+        return [(site, size, count, max(libs, key=libs.get) if libs else None, self.chains.get(site)) for site, (size, count, libs) in rows]
+
+
+def _by_traceback(snapshot):
+    return {stat.traceback: (stat.size, stat.count) for stat in without_runtime(snapshot).statistics('traceback')}
