@@ -71,21 +71,21 @@ class _Index:
         self.parents = self.keep = self.class_dicts = self.generator_frames = {}
 
 
-def kept_alive_by(sites, budget=2.0, extra_roots=None):
+def kept_alive_by(sites, budget=2.0, extra_roots=None, block_sizes=None):
     """For each site (filename, lineno): the chain of references that keeps objects allocated there alive, as a
     string, or None when none was found (within the budget in seconds).
 
     Needs tracemalloc to be tracing (to find objects of a site), and stops it: the search allocates much, which
-    tracing would slow tenfold. `extra_roots`: {module dict: name} for modules not in sys.modules (a finished
-    script's)."""
+    tracing would slow tenfold. `extra_roots`: {id(module dict): name} for modules not in sys.modules (a
+    finished script's). `block_sizes`: {site: the size of its typical block}, to find objects whose header was not allocated
+    there but whose buffer was (a list from the free list with its items array allocated at the line)."""
     if not tracemalloc.is_tracing() or not sites:
         return [None] * len(sites)
     deadline = time.perf_counter() + budget
-    samples = _samples([tuple(s) for s in sites], deadline)
+    samples = _samples([tuple(s) for s in sites], deadline, block_sizes or {})
     tracemalloc.stop()
     index = _Index(deadline)
-    for d, name in (extra_roots or {}).items():
-        index.module_dicts[id(d)] = name
+    index.module_dicts.update(extra_roots or {})
     try:
         out = []
         for site in sites:
@@ -105,7 +105,7 @@ def kept_alive_by(sites, budget=2.0, extra_roots=None):
 _DEFINITIONS = (types.FunctionType, types.CodeType, type, types.ModuleType)
 
 
-def _samples(sites, deadline):
+def _samples(sites, deadline, block_sizes):
     """Up to MAX_SAMPLES objects allocated at each site (its line anywhere in the allocation's traceback), not
     counting functions and classes (defined there once, not growing there)."""
     wanted = set(sites)
@@ -127,16 +127,41 @@ def _samples(sites, deadline):
                 found[site].append(obj)
                 return
 
-    for i, obj in enumerate(gc.get_objects()):
+    objects = gc.get_objects()
+    for i, obj in enumerate(objects):
         if i % 1024 == 0 and time.perf_counter() > deadline:
             break
         check(obj)
-        for child in gc.get_referents(obj):
+        for child in _some_referents(obj):
             if not gc.is_tracked(child):
                 check(child)
         if all(len(v) >= MAX_SAMPLES for v in found.values()):
             break
+    # Sites still without objects, whose blocks are big: objects of about that size (the buffer of a list or
+    # bytearray is a block of its own; the object's header may come from a free list, allocated elsewhere).
+    by_size = {site: size for site, size in block_sizes.items() if site in found and not found[site] and size >= 1024}
+    if by_size:
+        for i, obj in enumerate(objects):
+            if i % 1024 == 0 and time.perf_counter() > deadline:
+                break
+            candidates = [obj] + [c for c in _some_referents(obj) if not gc.is_tracked(c)]
+            for candidate in candidates:
+                if isinstance(candidate, _DEFINITIONS):
+                    continue
+                try:
+                    size = sys.getsizeof(candidate)
+                except Exception:
+                    continue
+                for site, block in by_size.items():
+                    if block <= size <= block + 512 and len(found[site]) < MAX_SAMPLES and candidate not in found[site]:
+                        found[site].append(candidate)
     return found
+
+
+def _some_referents(obj, edge=100):
+    """The objects `obj` refers to; of a big container, its first and last ones (what was added last is there)."""
+    children = gc.get_referents(obj)
+    return children if len(children) <= 2 * edge else children[:edge] + children[-edge:]
 
 
 def _chain(index, obj, deadline):
@@ -219,8 +244,8 @@ def _step(index, text, parent, child, closure_of):
         return text, None
     if t is dict:
         owner = _instance_owning(index, parent)
-        if owner is not None:
-            return text, None  # the instance's __dict__: the attribute is written at the instance
+        if owner is not None:  # an instance's __dict__: an attribute
+            return '%s.%s' % (text, _key_of(parent, child, '?')), None
         return '%s[%s]' % (text, _short(_key_of(parent, child, None, as_repr=True))), None
     if isinstance(parent, _SEQUENCES):
         for i, item in enumerate(parent):

@@ -1,7 +1,8 @@
 """The `pyworkers run` default mode: tracemalloc only in short windows, not for the whole run.
 
 Tracing every allocation makes an allocation-heavy script 8-20 times slower. Here a thread opens a tracing window
-now and then (WINDOW seconds, the first at the start, then one every PERIOD seconds: about a tenth of the run),
+now and then (the first at the start, FIRST_WINDOW seconds, then WINDOW seconds every PERIOD seconds: about a
+tenth of a long run),
 takes two snapshots inside it, and keeps what grew between them, by the user's own line. Before closing a window
 whose lines grew, it follows the references of objects allocated there to a root (referrers.py), once per line.
 
@@ -17,9 +18,10 @@ from .paths import RUNTIME_DIR
 from .snapshots import without_runtime
 
 WINDOW = 0.4     # seconds a window traces
+FIRST_WINDOW = 1.0  # ... the first one (a short script is traced whole, what it keeps followed to its root)
 PERIOD = 4.0     # seconds from the start of a window to the start of the next
 CHAINS = 2       # lines per window whose references are followed
-CHAIN_WINDOW = 0.1  # seconds of tracing before objects of those lines are looked for
+CHAIN_TRIES = 3   # searches for a line's chain before giving up
 CHAIN_BUDGET = 0.5
 
 
@@ -30,7 +32,8 @@ class Sampler:
         self.window = window
         self.period = period
         self.growth = {}      # (file, line) -> [size, count, {library site: size}]
-        self.chains = {}      # (file, line) -> chain or None
+        self.chains = {}      # (file, line) -> what keeps its objects alive
+        self.tries = {}       # (file, line) -> searches that found nothing
         self.windows = 0
         self.traced_seconds = 0.0
         self.failure = None
@@ -70,30 +73,40 @@ class Sampler:
             self._stop.set()
             return
         began = time.perf_counter()
+        length = FIRST_WINDOW if self.windows == 0 else self.window
         tracemalloc.start(self.frames)
         try:
             # Growth between two snapshots inside the window (taking one is a fast copy; analysing it waits until
-            # tracing is off, where it is ten times cheaper). A script that ends in the first half: what the
-            # window saw allocated and still alive.
-            ended = self._stop.wait(self.window / 2)
+            # tracing is off, where it is ten times cheaper). When the script ends in the window: all the window
+            # saw allocated and still alive (what a short script keeps).
+            ended = self._stop.wait(length / 2)
             first = None if ended else tracemalloc.take_snapshot()
             if not ended:
-                ended = self._stop.wait(self.window / 2)
+                ended = self._stop.wait(length / 2)
             last = tracemalloc.take_snapshot()
+            if ended:
+                first = None
             if not ended:
                 tracemalloc.stop()
                 self.traced_seconds += time.perf_counter() - began
             grown = self._grown(_by_traceback(first) if first is not None else {}, _by_traceback(last))
-            wanted = [site for site, _ in sorted(grown.items(), key=lambda kv: -kv[1])[:CHAINS] if site not in self.chains]
+            wanted = [site for site, _ in sorted(grown.items(), key=lambda kv: -kv[1])[:CHAINS]
+                      if self.chains.get(site) is None and self.tries.get(site, 0) < CHAIN_TRIES]
             if wanted and not ended:
-                # a short window of its own: objects allocated at those lines from now on can be traced back
+                # a window of its own: objects allocated at those lines from now on can be traced back
                 began = time.perf_counter()
                 tracemalloc.start(self.frames)
-                self._stop.wait(CHAIN_WINDOW)
+                ended = self._stop.wait(self.window)
             if wanted:
                 from .referrers import kept_alive_by
-                for site, chain in zip(wanted, kept_alive_by(wanted, CHAIN_BUDGET, self.extra_roots)):
-                    self.chains[site] = chain
+                sizes = {site: self.growth[site][0] // max(1, self.growth[site][1]) for site in wanted}
+                # (when the script has ended, there is time for a longer search)
+                chains = kept_alive_by(wanted, CHAIN_BUDGET * (4 if ended else 1), self.extra_roots, sizes)
+                for site, chain in zip(wanted, chains):
+                    if chain:
+                        self.chains[site] = chain
+                    else:
+                        self.tries[site] = self.tries.get(site, 0) + 1
         finally:
             if tracemalloc.is_tracing():
                 tracemalloc.stop()
