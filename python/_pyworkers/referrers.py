@@ -13,6 +13,7 @@ import sys
 import time
 import tracemalloc
 import types
+import weakref
 from collections import deque
 
 MAX_OBJECTS = 3_000_000   # heaps larger than this are not indexed (too slow): no chain
@@ -102,7 +103,8 @@ def kept_alive_by(sites, budget=2.0, extra_roots=None, block_sizes=None):
         index.release()
 
 
-_DEFINITIONS = (types.FunctionType, types.CodeType, type, types.ModuleType)
+# not sampled: definitions (made at a line once, not growing there) and weak references (they keep nothing alive)
+_DEFINITIONS = (types.FunctionType, types.CodeType, type, types.ModuleType, weakref.ref, weakref.ProxyType, weakref.CallableProxyType)
 
 
 def _samples(sites, deadline, block_sizes):

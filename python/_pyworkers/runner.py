@@ -343,7 +343,9 @@ def final_sites(top=10, stacks=300):
     lines = _by_user_line(by_traceback)[:top]
     # what keeps the biggest lines' objects alive (tracemalloc maps objects to lines while it traces: this stops it)
     from .referrers import kept_alive_by
-    chains = kept_alive_by([key for key, _, _, _ in lines[:KEPT_ALIVE_ROWS]], 2.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None)
+    wanted = lines[:KEPT_ALIVE_ROWS]
+    chains = kept_alive_by([key for key, _, _, _ in wanted], 2.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None,
+                           {key: size // max(1, count) for key, size, count, _ in wanted})
     if tm.is_tracing():
         tm.stop()
     rows = []
@@ -394,7 +396,8 @@ def _is_library(filename):
         except Exception:
             pass
         _library_dirs = tuple(os.path.join(d, '') for d in dirs if d)
-    return filename.startswith('<') or filename.startswith(_library_dirs)
+    # code given as text ('<setup>', '<exec>', '<string>') is the user's; frozen modules are the interpreter's
+    return filename.startswith(('<frozen', '<built-in')) or filename.startswith(_library_dirs)
 
 
 def _by_user_line(by_traceback):
