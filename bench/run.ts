@@ -340,6 +340,42 @@ pinMain('separate');
   await Promise.all([on.close(), off.close()]);
 }
 
+// ------------------------------------------------------------------ pyworkers run: its cost
+// An allocation-heavy script (bench/py/alloc_heavy.py), run plain, under `pyworkers run` in its default sampled
+// mode and in full mode, and under Scalene where it is installed (with the interpreter that has it): whole
+// commands' wall time, interpreter start included, interleaved, medians. Not pinned: each is a process tree.
+log('pyworkers run against the plain script ...');
+pinMain('free');
+{
+  const timeCommand = (command: string, args: string[]) => {
+    const t0 = now();
+    execFileSync(command, args, { stdio: 'ignore', cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    return (now() - t0) / 1000;
+  };
+  const scalenePython = [python, '/usr/bin/python3'].find((py) => {
+    try {
+      execFileSync(py, ['-m', 'scalene', '--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const runPython = scalenePython ?? python;
+  const script = path.join(PY_DIR, 'alloc_heavy.py');
+  const loops = QUICK ? '60' : '300';
+  const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
+  const subjects: Record<string, () => number> = {
+    plain: () => timeCommand(runPython, [script, loops]),
+    sample: () => timeCommand(process.execPath, [cli, 'run', '-q', '--python', runPython, script, loops]),
+    full: () => timeCommand(process.execPath, [cli, 'run', '-q', '--mode', 'full', '--python', runPython, script, loops]),
+    ...(scalenePython ? { scalene: () => timeCommand(runPython, ['-m', 'scalene', '--cli', '--off-screen', script, loops]) } : {}),
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(subjects).map((k) => [k, []]));
+  for (let round = 0; round < (QUICK ? 1 : 3); round++) for (const [name, run] of Object.entries(subjects)) times[name]!.push(run());
+  for (const [name, values] of Object.entries(times)) pyw[`runCost_${name}`] = median(values);
+  raw.runCostSeconds = { python: runPython, loops, ...times };
+}
+
 // ------------------------------------------------------------------ streams
 log('streams ...');
 pinMain('separate');
@@ -618,6 +654,16 @@ const add = (row: Row) => (rows.push(row), row);
     `a pool with \`metrics\` (call and queue-wait histograms, gc pause timing in the worker), OpenTelemetry instruments registered on the API's global provider, and a subscriber on the \`pyworkers:call\` tracing channel, against a pool with \`metrics: false, openTelemetry: false\` and no subscriber: ${Math.round(pyw.unobservedTput as number).toLocaleString('en-US')} calls/s. Medians of ${N.rounds * 2} interleaved rounds of ${N.tputMs} ms each.`));
   const observabilityCost = 1 - (pyw.observedTput as number) / (pyw.unobservedTput as number);
   r.targets.push({ text: `costs < 2% of calls/s against off (costs ${(observabilityCost * 100).toFixed(1)}%)`, met: observabilityCost < 0.02 });
+  {
+    const plain = pyw.runCost_plain as number;
+    const ratio = (name: string) => (pyw[`runCost_${name}`] as number) / plain;
+    const scalene = pyw.runCost_scalene as number | undefined;
+    r = add(makeRow('runSample', '`pyworkers run` (default, sampled) on an allocation-heavy script', 's', 'lower', { pyworkers: pyw.runCost_sample },
+      `bench/py/alloc_heavy.py: plain ${plain.toFixed(2)} s; \`pyworkers run --mode full\` ${(pyw.runCost_full as number).toFixed(2)} s (${ratio('full').toFixed(1)}×)` +
+        `${scalene !== undefined ? `; Scalene (\`--cli --off-screen\`) ${scalene.toFixed(2)} s (${ratio('scalene').toFixed(1)}×)` : '; Scalene not installed'}. Whole commands, interpreter and worker start included; medians of interleaved runs.`));
+    r.targets.push({ text: `≤ 3× the plain script (is ${ratio('sample').toFixed(2)}×)`, met: ratio('sample') <= 3 });
+    if (scalene !== undefined) r.targets.push({ text: `no slower than Scalene (is ${(ratio('sample') / ratio('scalene')).toFixed(2)}× Scalene's time)`, met: ratio('sample') <= ratio('scalene') });
+  }
   r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
     `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));
   const callbackVsCall = (pyw.callback as number) / (pyw.callbackTrivial as number);

@@ -107,13 +107,22 @@ def kept_alive_by(sites, budget=2.0, extra_roots=None, block_sizes=None):
 _DEFINITIONS = (types.FunctionType, types.CodeType, type, types.ModuleType, weakref.ref, weakref.ProxyType, weakref.CallableProxyType)
 
 
+_BUFFERED = frozenset((list, dict, set, frozenset, bytearray, bytes, str, tuple))
+
+
 def _samples(sites, deadline, block_sizes):
     """Up to MAX_SAMPLES objects allocated at each site (its line anywhere in the allocation's traceback), not
-    counting functions and classes (defined there once, not growing there)."""
+    counting definitions and weak references. A site whose blocks are big may have objects whose header was
+    allocated elsewhere (a list from the free list, its items array allocated at the line): objects of about the
+    block's size count too."""
     wanted = set(sites)
     found = {site: [] for site in sites}
     seen = set()
     get_traceback = tracemalloc.get_object_traceback
+    # (only big blocks: a small size matches too many unrelated objects)
+    by_size = [(site, size) for site, size in block_sizes.items() if site in found and size >= 32 * 1024]
+    sized = {site: [] for site, _ in by_size}
+    getsizeof = sys.getsizeof
 
     def check(obj):
         key = id(obj)
@@ -121,42 +130,31 @@ def _samples(sites, deadline, block_sizes):
             return
         seen.add(key)
         tb = get_traceback(obj)
-        if tb is None:
-            return
-        for frame in tb:
-            site = (frame.filename, frame.lineno)
-            if site in wanted and len(found[site]) < MAX_SAMPLES:
-                found[site].append(obj)
-                return
+        if tb is not None:
+            for frame in tb:
+                site = (frame.filename, frame.lineno)
+                if site in wanted and len(found[site]) < MAX_SAMPLES:
+                    found[site].append(obj)
+                    return
+        if by_size and type(obj) in _BUFFERED:
+            size = getsizeof(obj)
+            for site, block in by_size:
+                if block <= size <= block + 512 and len(sized[site]) < MAX_SAMPLES:
+                    sized[site].append(obj)
+                    return
 
-    objects = gc.get_objects()
-    for i, obj in enumerate(objects):
+    for i, obj in enumerate(gc.get_objects()):
         if i % 1024 == 0 and time.perf_counter() > deadline:
             break
         check(obj)
         for child in _some_referents(obj):
             if not gc.is_tracked(child):
                 check(child)
-        if all(len(v) >= MAX_SAMPLES for v in found.values()):
+        if i % 256 == 0 and all(len(v) >= MAX_SAMPLES for v in found.values()):
             break
-    # Sites still without objects, whose blocks are big: objects of about that size (the buffer of a list or
-    # bytearray is a block of its own; the object's header may come from a free list, allocated elsewhere).
-    by_size = {site: size for site, size in block_sizes.items() if site in found and not found[site] and size >= 1024}
-    if by_size:
-        for i, obj in enumerate(objects):
-            if i % 1024 == 0 and time.perf_counter() > deadline:
-                break
-            candidates = [obj] + [c for c in _some_referents(obj) if not gc.is_tracked(c)]
-            for candidate in candidates:
-                if isinstance(candidate, _DEFINITIONS):
-                    continue
-                try:
-                    size = sys.getsizeof(candidate)
-                except Exception:
-                    continue
-                for site, block in by_size.items():
-                    if block <= size <= block + 512 and len(found[site]) < MAX_SAMPLES and candidate not in found[site]:
-                        found[site].append(candidate)
+    for site, objects in sized.items():  # by size only where nothing was found by its traceback
+        if not found[site]:
+            found[site] = objects
     return found
 
 

@@ -344,7 +344,7 @@ def final_sites(top=10, stacks=300):
     # what keeps the biggest lines' objects alive (tracemalloc maps objects to lines while it traces: this stops it)
     from .referrers import kept_alive_by
     wanted = lines[:KEPT_ALIVE_ROWS]
-    chains = kept_alive_by([key for key, _, _, _ in wanted], 2.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None,
+    chains = kept_alive_by([key for key, _, _, _ in wanted], 8.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None,
                            {key: size // max(1, count) for key, size, count, _ in wanted})
     if tm.is_tracing():
         tm.stop()

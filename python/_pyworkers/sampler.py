@@ -86,13 +86,17 @@ class Sampler:
             last = tracemalloc.take_snapshot()
             if ended:
                 first = None
-            if not ended:
+            # The first window (a short script's whole run) keeps tracing while it is analysed, so that what it
+            # allocated can be followed to its root at once; later ones stop, and the lines they found get a
+            # window of their own for that.
+            keep_tracing = ended or self.windows == 0
+            if not keep_tracing:
                 tracemalloc.stop()
                 self.traced_seconds += time.perf_counter() - began
             grown = self._grown(_by_traceback(first) if first is not None else {}, _by_traceback(last))
             wanted = [site for site, _ in sorted(grown.items(), key=lambda kv: -kv[1])[:CHAINS]
                       if self.chains.get(site) is None and self.tries.get(site, 0) < CHAIN_TRIES]
-            if wanted and not ended:
+            if wanted and not keep_tracing:
                 # a window of its own: objects allocated at those lines from now on can be traced back
                 began = time.perf_counter()
                 tracemalloc.start(self.frames)
@@ -100,8 +104,8 @@ class Sampler:
             if wanted:
                 from .referrers import kept_alive_by
                 sizes = {site: self.growth[site][0] // max(1, self.growth[site][1]) for site in wanted}
-                # (when the script has ended, there is time for a longer search)
-                chains = kept_alive_by(wanted, CHAIN_BUDGET * (4 if ended else 1), self.extra_roots, sizes)
+                # (the script has ended, or this is the first window: there is time for a longer search)
+                chains = kept_alive_by(wanted, CHAIN_BUDGET * (16 if keep_tracing else 1), self.extra_roots, sizes)
                 for site, chain in zip(wanted, chains):
                     if chain:
                         self.chains[site] = chain
