@@ -376,6 +376,38 @@ pinMain('free');
   raw.runCostSeconds = { python: runPython, loops, ...times };
 }
 
+// ------------------------------------------------------------------ the leak finder on a suite of workloads
+// test/fixtures/leak_suite.py: leaky functions (their guilty line marked '# LEAK name') and clean ones, each
+// through findLeaks at its default iteration count. A hit: the marked line is the first leak, with a root named.
+log('the leak finder on its suite ...');
+{
+  const suite = readFileSync(path.join(ROOT, 'test', 'fixtures', 'leak_suite.py'), 'utf8');
+  const marked = new Map(suite.split('\n').flatMap((l, i) => {
+    const m = /# LEAK (\w+)/.exec(l);
+    return m ? [[m[1]!, i + 1] as const] : [];
+  }));
+  const functions = [...suite.matchAll(/^def (\w+)\(/gm)].map((m) => m[1]!).filter((fn) => marked.has(fn) || ['churn', 'bounded_deque', 'bounded_lru', 'overwritten'].includes(fn));
+  const pool = await lib.createPool(poolOptions({ setup: suite }));
+  let found = 0;
+  let quiet = 0;
+  const misses: string[] = [];
+  const t0 = now();
+  for (const fn of functions) {
+    const report = await pool.findLeaks({ module: '__main__', fn });
+    const first = report.leaks[0];
+    if (marked.has(fn)) {
+      if (first && first.line === marked.get(fn) && first.keptAliveBy) found++;
+      else misses.push(fn);
+    } else if (report.leaks.length === 0) quiet++;
+    else misses.push(fn);
+  }
+  pyw.leakSuiteSeconds = (now() - t0) / 1000;
+  pyw.leakSuiteFound = found;
+  pyw.leakSuiteQuiet = quiet;
+  raw.leakSuite = { leaky: marked.size, clean: functions.length - marked.size, found, quiet, misses };
+  await pool.close();
+}
+
 // ------------------------------------------------------------------ streams
 log('streams ...');
 pinMain('separate');
@@ -663,6 +695,12 @@ const add = (row: Row) => (rows.push(row), row);
         `${scalene !== undefined ? `; Scalene (\`--cli --off-screen\`) ${scalene.toFixed(2)} s (${ratio('scalene').toFixed(1)}×)` : '; Scalene not installed'}. Whole commands, interpreter and worker start included; medians of interleaved runs.`));
     r.targets.push({ text: `≤ 3× the plain script (is ${ratio('sample').toFixed(2)}×)`, met: ratio('sample') <= 3 });
     if (scalene !== undefined) r.targets.push({ text: `no slower than Scalene (is ${(ratio('sample') / ratio('scalene')).toFixed(2)}× Scalene's time)`, met: ratio('sample') <= ratio('scalene') });
+  }
+  {
+    const suite = raw.leakSuite as { leaky: number; clean: number; found: number; quiet: number; misses: string[] };
+    r = add(makeRow('leakSuite', 'leak finder: guilty line first with its root, on the leaky workloads', 'found', 'higher', { pyworkers: `${suite.found}/${suite.leaky}` },
+      `test/fixtures/leak_suite.py through findLeaks at its default 50 iterations: module cache, closures in a callback list, class-level list, unbounded lru_cache, parked generators, logging handlers, __del__ cycles (leaky); churn, a bounded deque, a bounded lru_cache, a table overwritten in place (clean: ${suite.quiet}/${suite.clean} quiet). ${(pyw.leakSuiteSeconds as number).toFixed(1)} s for all.${suite.misses.length ? ` Missed: ${suite.misses.join(', ')}.` : ''}`));
+    r.targets.push({ text: `every leaky workload found with its root, every clean one quiet (${suite.found}/${suite.leaky}, ${suite.quiet}/${suite.clean})`, met: suite.found === suite.leaky && suite.quiet === suite.clean });
   }
   r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
     `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));

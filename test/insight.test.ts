@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,86 +14,11 @@ import { hintsFor } from '../src/cli/hints.js';
 import type { RunReport } from '../src/cli/report.js';
 import { rssTrend } from '../src/memory/leaks.js';
 
+
 const ROOT = path.resolve(import.meta.dirname, '..');
 
-/** Workloads written as users write them: each function is one call of a service. */
-const WORKLOADS = `
-import collections, functools, gc, io, logging
-
-w_cache = {}
-def module_cache(i=[0]):
-    i[0] += 1
-    w_cache['req-%d' % i[0]] = [i[0]] * 200                       # LEAK module_cache
-
-callbacks = []
-def closures():
-    buffer = bytearray(2000)                                        # LEAK closures
-    callbacks.append(lambda: len(buffer))
-
-class Handler:
-    history = []
-def class_list(i=[0]):
-    i[0] += 1
-    Handler.history.append({'id': i[0], 'body': str(i[0]) * 100})  # LEAK class_list
-
-@functools.lru_cache(maxsize=None)
-def render(n):
-    return [str(n)] * 100                                           # LEAK unbounded_lru
-def unbounded_lru(i=[0]):
-    i[0] += 1
-    render(i[0])
-
-parked = []
-def numbers(n):
-    batch = [str(k) * 20 for k in range(n)]                         # LEAK parked_generators
-    for item in batch:
-        yield item
-def parked_generators():
-    g = numbers(100)
-    next(g)
-    parked.append(g)
-
-def logging_handlers(i=[0]):
-    i[0] += 1
-    handler = logging.StreamHandler(io.StringIO('x' * 1000))        # LEAK logging_handlers
-    logging.getLogger('app.requests').addHandler(handler)
-
-class Node:
-    def __init__(self, name):
-        self.name = name
-        self.peer = None
-        self.blob = bytearray(3000)                                 # LEAK del_cycles
-    def __del__(self):
-        pass
-def del_cycles():
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    a, b = Node('a'), Node('b')
-    a.peer, b.peer = b, a
-
-def churn():
-    rows = [{'id': k, 'name': 'row-%d' % k} for k in range(2000)]
-    return sum(len(r['name']) for r in rows)
-
-recent = collections.deque(maxlen=200)
-def bounded_deque(i=[0]):
-    i[0] += 1
-    for k in range(20):
-        recent.append(str(i[0] * 100 + k) * 20)
-
-@functools.lru_cache(maxsize=64)
-def lookup(n):
-    return [n] * 100
-def bounded_lru(i=[0]):
-    i[0] += 1
-    for k in range(8):
-        lookup(i[0] * 8 + k)
-
-table = {k: None for k in range(100)}
-def overwritten(i=[0]):
-    i[0] += 1
-    for k in range(100):
-        table[k] = [i[0]] * 50
-`;
+/** Workloads written as services write them (each function is one call); leaky ones mark their line `# LEAK name`. */
+const WORKLOADS = readFileSync(path.join(ROOT, 'test', 'fixtures', 'leak_suite.py'), 'utf8');
 
 const lineOf = (tag: string): number => WORKLOADS.split('\n').findIndex((l) => l.includes(`# LEAK ${tag}`)) + 1;
 

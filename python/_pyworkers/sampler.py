@@ -86,10 +86,11 @@ class Sampler:
             last = tracemalloc.take_snapshot()
             if ended:
                 first = None
-            # The first window (a short script's whole run) keeps tracing while it is analysed, so that what it
-            # allocated can be followed to its root at once; later ones stop, and the lines they found get a
+            # A window the script ended in (a short script's whole run) keeps tracing while it is analysed, so that
+            # what it allocated can be followed to its root at once; others stop (analysing under tracing is
+            # many times slower, and the script would run traced meanwhile), and the lines they found get a
             # window of their own for that.
-            keep_tracing = ended or self.windows == 0
+            keep_tracing = ended
             if not keep_tracing:
                 tracemalloc.stop()
                 self.traced_seconds += time.perf_counter() - began

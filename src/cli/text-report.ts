@@ -126,7 +126,7 @@ export function textReport(r: RunReport, p: Paint = plain, width = 100): string 
 
   if (r.hints.length) {
     rule('Hints');
-    for (const h of r.hints) out.push(`  ${p.warn('•')} ${p.bold(h.title)}\n    ${wrap(h.text, Math.min(width, 100) - 4, '    ')}`);
+    for (const h of r.hints) out.push(`  ${p.warn('•')} ${p.bold(h.title)}${p.dim(`  (from ${h.source})`)}\n    ${wrap(h.text, Math.min(width, 100) - 4, '    ')}`);
   }
   if (r.notes.length) {
     out.push('');

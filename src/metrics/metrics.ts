@@ -132,7 +132,8 @@ export class MetricsCollector {
     const outcome = ok ? 'ok' : outcomeOf(error);
     this.#byOutcome[outcome]++;
     if (!this.#enabled) return;
-    const duration = (performance.now() - job.createdAt) / 1000;
+    const now = (job.settledAt = performance.now());
+    const duration = (now - job.createdAt) / 1000;
     const wait = job.startedAt ? (job.startedAt - job.createdAt) / 1000 : undefined;
     this.#callDuration.observe(duration);
     if (wait !== undefined) this.#queueWait.observe(wait);

@@ -36,6 +36,9 @@ export async function registerOpenTelemetry(pool: InstrumentedPool, meterProvide
     return undefined;
   }
   const meter: Meter = ((meterProvider as MeterProvider | undefined) ?? api.metrics.getMeterProvider()).getMeter('pyworkers');
+  // No MeterProvider registered: the API's no-op meter. Nothing to record into, so nothing is registered and no
+  // call pays for it.
+  if (meter.constructor.name === 'NoopMeter') return undefined;
   const duration: OtelHistogram = meter.createHistogram('pyworkers.call.duration', { unit: 's', description: 'Time from a call to its answer, queue and run.' });
   const queueWait: OtelHistogram = meter.createHistogram('pyworkers.queue.wait', { unit: 's', description: 'Time from a call to its start in a worker.' });
   const calls = meter.createObservableCounter('pyworkers.calls', { description: 'Calls that settled, by outcome.' });

@@ -88,7 +88,7 @@ function submitNow(target: Target, build: (o: ResolvedCallOptions) => Request, o
 export function publishSettled(context: CallTraceContext, ok: boolean, error: unknown, job?: CallJob): void {
   if (job) {
     context.workerId = job.worker?.id;
-    context.durationMs = performance.now() - job.createdAt;
+    context.durationMs = (job.settledAt || performance.now()) - job.createdAt;
   }
   if (!ok) {
     context.error = error;

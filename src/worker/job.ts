@@ -111,6 +111,8 @@ export class CallJob extends Job {
   trace: CallTraceContext | undefined;
   /** When it was made (performance.now()): its latency and queue wait count from here. */
   readonly createdAt = performance.now();
+  /** When it settled (performance.now()), once the pool's metrics have read the clock. */
+  settledAt = 0;
 
   constructor(kind: number, frame: Buffer, flags: number, options: JobOptions, pinned: boolean, parts?: Uint8Array[]) {
     super(kind, frame, flags, pinned, parts);

@@ -117,7 +117,7 @@ ${card('gc collections', esc(count(r.gc.generations.reduce((a, g) => a + g.colle
 </div>`);
   if (r.hints.length) {
     body.push(`<section id="hints"><h2>Hints</h2><div class="hints">
-${r.hints.map((h) => `<div class="hint" data-hint="${esc(h.id)}"><strong>${esc(h.title)}</strong><p>${esc(h.text)}</p></div>`).join('\n')}
+${r.hints.map((h) => `<div class="hint" data-hint="${esc(h.id)}"><strong>${esc(h.title)}</strong> <span class="source">from ${esc(h.source)}</span><p>${esc(h.text)}</p></div>`).join('\n')}
 </div></section>`);
   }
   body.push(`<section id="memory"><h2>Memory over time</h2>

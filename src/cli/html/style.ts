@@ -30,7 +30,8 @@ section .lead { color: var(--muted); font-size: 13.5px; margin: 0 0 12px; }
 .badge.ok { background: #dcfce7; color: var(--good); } .badge.fail { background: #fee2e2; color: var(--bad); } .badge.warn { background: #fef3c7; color: var(--warn); }
 .hints { display: grid; gap: 10px; }
 .hint { border-left: 4px solid #f59e0b; background: #fffbeb; padding: 10px 14px; border-radius: 0 8px 8px 0; }
-.hint strong { display: block; margin-bottom: 2px; }
+.hint strong { display: inline-block; margin-bottom: 2px; }
+.hint .source { color: #92400e; font-size: 12px; margin-left: 6px; }
 .hint p { margin: 0; font-size: 14px; }
 .chart-wrap, .flame-wrap { overflow-x: auto; }
 svg { max-width: 100%; height: auto; display: block; }
