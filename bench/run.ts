@@ -354,7 +354,7 @@ pinMain('free');
   };
   const scalenePython = [python, '/usr/bin/python3'].find((py) => {
     try {
-      execFileSync(py, ['-m', 'scalene', '--version'], { stdio: 'ignore' });
+      execFileSync(py, ['-c', 'import scalene'], { stdio: 'ignore' }); // (its --version exits with 255)
       return true;
     } catch {
       return false;
@@ -368,7 +368,7 @@ pinMain('free');
     plain: () => timeCommand(runPython, [script, loops]),
     sample: () => timeCommand(process.execPath, [cli, 'run', '-q', '--python', runPython, script, loops]),
     full: () => timeCommand(process.execPath, [cli, 'run', '-q', '--mode', 'full', '--python', runPython, script, loops]),
-    ...(scalenePython ? { scalene: () => timeCommand(runPython, ['-m', 'scalene', '--cli', '--off-screen', script, loops]) } : {}),
+    ...(scalenePython ? { scalene: () => timeCommand(runPython, ['-m', 'scalene', '--cli', '--json', '--outfile', path.join(os.tmpdir(), 'pyworkers-bench-scalene.json'), script, loops]) } : {}),
   };
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(subjects).map((k) => [k, []]));
   for (let round = 0; round < (QUICK ? 1 : 3); round++) for (const [name, run] of Object.entries(subjects)) times[name]!.push(run());
@@ -382,9 +382,10 @@ pinMain('free');
 log('the leak finder on its suite ...');
 {
   const suite = readFileSync(path.join(ROOT, 'test', 'fixtures', 'leak_suite.py'), 'utf8');
+  const defined = new Set([...suite.matchAll(/^def (\w+)\(/gm)].map((m) => m[1]!));
   const marked = new Map(suite.split('\n').flatMap((l, i) => {
-    const m = /# LEAK (\w+)/.exec(l);
-    return m ? [[m[1]!, i + 1] as const] : [];
+    const m = /^\s*[^#\s].*# LEAK (\w+)$/.exec(l); // (code, then the marker)
+    return m && defined.has(m[1]!) ? [[m[1]!, i + 1] as const] : [];
   }));
   const functions = [...suite.matchAll(/^def (\w+)\(/gm)].map((m) => m[1]!).filter((fn) => marked.has(fn) || ['churn', 'bounded_deque', 'bounded_lru', 'overwritten'].includes(fn));
   const pool = await lib.createPool(poolOptions({ setup: suite }));
@@ -692,7 +693,7 @@ const add = (row: Row) => (rows.push(row), row);
     const scalene = pyw.runCost_scalene as number | undefined;
     r = add(makeRow('runSample', '`pyworkers run` (default, sampled) on an allocation-heavy script', 's', 'lower', { pyworkers: pyw.runCost_sample },
       `bench/py/alloc_heavy.py: plain ${plain.toFixed(2)} s; \`pyworkers run --mode full\` ${(pyw.runCost_full as number).toFixed(2)} s (${ratio('full').toFixed(1)}×)` +
-        `${scalene !== undefined ? `; Scalene (\`--cli --off-screen\`) ${scalene.toFixed(2)} s (${ratio('scalene').toFixed(1)}×)` : '; Scalene not installed'}. Whole commands, interpreter and worker start included; medians of interleaved runs.`));
+        `${scalene !== undefined ? `; Scalene (\`--cli --json\`, CPU and memory) ${scalene.toFixed(2)} s (${ratio('scalene').toFixed(1)}×)` : '; Scalene not installed'}. Whole commands, interpreter and worker start included; medians of interleaved runs.`));
     r.targets.push({ text: `≤ 3× the plain script (is ${ratio('sample').toFixed(2)}×)`, met: ratio('sample') <= 3 });
     if (scalene !== undefined) r.targets.push({ text: `no slower than Scalene (is ${(ratio('sample') / ratio('scalene')).toFixed(2)}× Scalene's time)`, met: ratio('sample') <= ratio('scalene') });
   }
