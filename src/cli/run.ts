@@ -25,7 +25,7 @@ import { renderHelp, toolVersion, type Io } from './io.js';
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: 'top', kind: 'int', value: 'N', min: 1, help: 'allocation sites to list (default 10)' },
-  { name: 'mode', kind: 'string', value: 'MODE', help: "'sample' (default: allocations traced in short windows, ~2x slower at most) or 'full' (every allocation traced, 10-20x slower on allocation-heavy code)" },
+  { name: 'mode', kind: 'string', value: 'MODE', help: "'sample' (default: allocations traced in short windows, under 3x slower) or 'full' (every allocation traced, 10-20x slower on allocation-heavy code)" },
   { name: 'frames', kind: 'int', value: 'N', min: 1, help: 'frames per allocation traceback (default 3; more costs more time)' },
   { name: 'no-trace', kind: 'flag', help: 'do not trace allocations: measure RSS only (no slowdown)' },
   { name: 'json', kind: 'string', value: 'FILE', help: "write the report as JSON ('-': to stdout, instead of the text)" },
@@ -46,7 +46,8 @@ memory and gc collections while it runs. At the end, a report on stdout: exit
 status, wall time, peak RSS, the lines whose memory grew (or, with --mode full,
 the top allocation sites) with what keeps it alive, the garbage collector, and
 hints. By default allocations are traced in short windows (--mode sample): the
-script runs at most about twice as slow; --mode full traces every allocation.
+script runs under 3x as slow on allocation-heavy code; --mode full traces every
+allocation (8-20x).
 
 Options may also follow the script; after it, options pyworkers does not know,
 and everything after '--', go to the script.
