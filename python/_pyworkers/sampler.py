@@ -105,7 +105,7 @@ class Sampler:
             if wanted:
                 from .referrers import kept_alive_by
                 sizes = {site: self.growth[site][0] // max(1, self.growth[site][1]) for site in wanted}
-                # (the script has ended, or this is the first window: there is time for a longer search)
+                # (once the script has ended, there is time for a longer search)
                 chains = kept_alive_by(wanted, CHAIN_BUDGET * (16 if keep_tracing else 1), self.extra_roots, sizes)
                 for site, chain in zip(wanted, chains):
                     if chain:
