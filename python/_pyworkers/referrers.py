@@ -78,20 +78,68 @@ def kept_alive_by(sites, budget=2.0, extra_roots=None, block_sizes=None):
 
     Needs tracemalloc to be tracing (to find objects of a site), and stops it: the search allocates much, which
     tracing would slow tenfold. `extra_roots`: {id(module dict): name} for modules not in sys.modules (a
-    finished script's). `block_sizes`: {site: the size of its typical block}, to find objects whose header was not allocated
-    there but whose buffer was (a list from the free list with its items array allocated at the line)."""
+    finished script's). `block_sizes`: {site: the size of its typical block}, to find objects whose header was not
+    allocated there but whose buffer was (a list from the free list with its items array allocated at the line)."""
     if not tracemalloc.is_tracing() or not sites:
         return [None] * len(sites)
     deadline = time.perf_counter() + budget
-    samples = _samples([tuple(s) for s in sites], deadline, block_sizes or {})
+    wanted = set(tuple(s) for s in sites)
+
+    def sites_of(tb):  # the sites anywhere in the allocation's traceback
+        return [(f.filename, f.lineno) for f in tb if (f.filename, f.lineno) in wanted]
+    samples = objects_by_site(sites_of, deadline, stop_when=wanted)
     tracemalloc.stop()
+    return chains(samples, sites, deadline, extra_roots, block_sizes)
+
+
+def objects_by_site(sites_of, deadline, stop_when=None):
+    """{site: up to MAX_SAMPLES objects allocated there}, `sites_of(traceback)` naming an allocation's candidate
+    sites (the object goes to the first that has room), for every site seen or, with `stop_when`, until each of
+    those sites has its samples. Needs tracing. Definitions and weak references are not samples."""
+    found = {}
+    seen = set()  # untracked objects already looked at (gc.get_objects lists each tracked one once)
+    get_traceback = tracemalloc.get_object_traceback
+
+    def check(obj):
+        if isinstance(obj, _DEFINITIONS):
+            return
+        tb = get_traceback(obj)
+        if tb is not None:
+            for site in sites_of(tb):
+                objects = found.setdefault(site, [])
+                if len(objects) < MAX_SAMPLES:
+                    objects.append(obj)
+                    return
+
+    for i, obj in enumerate(gc.get_objects()):
+        if i % 1024 == 0 and time.perf_counter() > deadline:
+            break
+        check(obj)
+        for child in _some_referents(obj):
+            if not gc.is_tracked(child) and id(child) not in seen:
+                seen.add(id(child))
+                check(child)
+        if stop_when and i % 256 == 0 and all(len(found.get(site, ())) >= MAX_SAMPLES for site in stop_when):
+            break
+    return found
+
+
+def chains(samples, sites, deadline, extra_roots=None, block_sizes=None):
+    """Each site's chain from its objects in `samples` (or, for a site without any and big blocks, objects of
+    about its block's size), or None. Tracing need not be on; it is best off."""
+    sites = [tuple(s) for s in sites]
+    missing = {site: size for site, size in (block_sizes or {}).items() if tuple(site) in sites and not samples.get(tuple(site))}
+    if missing:
+        samples = dict(samples)
+        samples.update(_objects_by_size(missing, deadline))
     index = _Index(deadline)
     index.module_dicts.update(extra_roots or {})
     try:
         out = []
         for site in sites:
             chain = None
-            for obj in samples.get(tuple(site), ()):
+            # containers first: a str or int is often also bound to a variable, a shorter but less telling chain
+            for obj in sorted(samples.get(site, ()), key=lambda o: not gc.is_tracked(o)):
                 if time.perf_counter() > deadline:
                     break
                 chain = _chain(index, obj, deadline)
@@ -110,51 +158,26 @@ _DEFINITIONS = (types.FunctionType, types.CodeType, type, types.ModuleType, weak
 _BUFFERED = frozenset((list, dict, set, frozenset, bytearray, bytes, str, tuple))
 
 
-def _samples(sites, deadline, block_sizes):
-    """Up to MAX_SAMPLES objects allocated at each site (its line anywhere in the allocation's traceback), not
-    counting definitions and weak references. A site whose blocks are big may have objects whose header was
-    allocated elsewhere (a list from the free list, its items array allocated at the line): objects of about the
-    block's size count too."""
-    wanted = set(sites)
-    found = {site: [] for site in sites}
-    seen = set()
-    get_traceback = tracemalloc.get_object_traceback
-    # (only big blocks: a small size matches too many unrelated objects)
-    by_size = [(site, size) for site, size in block_sizes.items() if site in found and size >= 32 * 1024]
-    sized = {site: [] for site, _ in by_size}
+def _objects_by_size(block_sizes, deadline):
+    """{site: objects of about its block's size}, for sites whose blocks are big: a big list's header may come from
+    the free list, allocated elsewhere, while its items array was allocated at the line. (Only big blocks: a small
+    size matches too many unrelated objects.)"""
+    by_size = [(tuple(site), size) for site, size in block_sizes.items() if size >= 32 * 1024]
+    found = {site: [] for site, _ in by_size}
+    if not by_size:
+        return found
     getsizeof = sys.getsizeof
-
-    def check(obj):
-        key = id(obj)
-        if key in seen or isinstance(obj, _DEFINITIONS):
-            return
-        seen.add(key)
-        tb = get_traceback(obj)
-        if tb is not None:
-            for frame in tb:
-                site = (frame.filename, frame.lineno)
-                if site in wanted and len(found[site]) < MAX_SAMPLES:
-                    found[site].append(obj)
-                    return
-        if by_size and type(obj) in _BUFFERED:
-            size = getsizeof(obj)
-            for site, block in by_size:
-                if block <= size <= block + 512 and len(sized[site]) < MAX_SAMPLES:
-                    sized[site].append(obj)
-                    return
-
     for i, obj in enumerate(gc.get_objects()):
         if i % 1024 == 0 and time.perf_counter() > deadline:
             break
-        check(obj)
-        for child in _some_referents(obj):
-            if not gc.is_tracked(child):
-                check(child)
-        if i % 256 == 0 and all(len(v) >= MAX_SAMPLES for v in found.values()):
-            break
-    for site, objects in sized.items():  # by size only where nothing was found by its traceback
-        if not found[site]:
-            found[site] = objects
+        for candidate in [obj] + [c for c in _some_referents(obj) if not gc.is_tracked(c)]:
+            if type(candidate) not in _BUFFERED:
+                continue
+            size = getsizeof(candidate)
+            for site, block in by_size:
+                if block <= size <= block + 512 and len(found[site]) < MAX_SAMPLES:
+                    found[site].append(candidate)
+                    break
     return found
 
 

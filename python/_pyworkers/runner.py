@@ -18,6 +18,7 @@ import linecache
 import os
 import sys
 import threading
+import time
 import traceback
 import tracemalloc
 import types
@@ -32,6 +33,7 @@ except ImportError:  # not on Windows
 
 _kept = None          # the last script's module, kept for the final memory snapshot
 _sampler = None       # the tracing windows of the last script (sample mode)
+_final_objects = None # {line: a few objects allocated there}, found as _final was taken (for chains)
 _final = None         # tracemalloc snapshot taken as the script's code returned
 _PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 _ast_cache = {}       # filename -> list of (first, last, qualname), or None when unreadable
@@ -143,11 +145,13 @@ def sampled_sites(top=10):
     return {'top': rows, 'windows': sampler.windows, 'tracedSeconds': sampler.traced_seconds, 'failure': sampler.failure}
 
 
-def _take_final():
-    """Snapshot what is allocated now, as the script's code returns (None when not tracing); answer the memory
-    figures of this moment: {'rss', 'traced', 'tracedPeak'}."""
-    global _final
-    _final = None
+def _take_final(find_objects=True):
+    """Snapshot what is allocated now, as the script's code returns (None when not tracing the whole run), with a
+    few objects of each line (see final_sites; not `find_objects`: after MemoryError, the snapshot needs the room);
+    answer the memory figures of this moment: {'rss', 'traced',
+    'tracedPeak', 'tracemalloc'}."""
+    global _final, _final_objects
+    _final = _final_objects = None
     figures = {'rss': None, 'traced': None, 'tracedPeak': None, 'tracemalloc': None}
     try:
         with open('/proc/self/statm', 'rb') as f:
@@ -155,12 +159,21 @@ def _take_final():
     except (OSError, ValueError, IndexError):
         pass
     try:
-        if tracemalloc.is_tracing():
+        if tracemalloc.is_tracing() and _sampler is None:  # (sample mode traces in windows: no final snapshot)
             figures['traced'], figures['tracedPeak'] = tracemalloc.get_traced_memory()
             figures['tracemalloc'] = tracemalloc.get_tracemalloc_memory()
+            # before the snapshot, whose list of traces would be a million more objects to look at
+            if find_objects:
+                from .referrers import objects_by_site
+                try:
+                    _final_objects = objects_by_site(_user_sites, time.perf_counter() + 2.0)
+                except MemoryError:  # (near the memory cap: the snapshot matters more; no chains)
+                    _final_objects = {}
+            else:
+                _final_objects = {}
             _final = tracemalloc.take_snapshot()
     except MemoryError:
-        _final = None
+        _final = _final_objects = None
     return figures
 
 
@@ -215,7 +228,7 @@ def run_script(path, argv0, args, marker='', folder=None, sample_frames=None):
         if failure is not None and isinstance(failure, MemoryError):
             lift_memory_cap()  # room for the snapshot and the traceback; the frames still hold what filled memory
         _stop_sampler()
-        figures = _take_final()
+        figures = _take_final(find_objects=not isinstance(failure, MemoryError))
         if failure is not None:
             status = 1
             info = {'type': type(failure).__qualname__, 'module': type(failure).__module__ or '', 'message': ''}
@@ -323,38 +336,39 @@ def final_sites(top=10, stacks=300):
     """The report's allocation sites, from the snapshot taken as the script's code returned: the `top` lines and
     the `stacks` tracebacks that hold the most memory, without the runtime's own allocations and frames.
 
-    Tracing stops right after the snapshot is taken: analysing a snapshot while tracemalloc still traces is
-    some thirty times slower (every allocation of the analysis is traced too). Returns None when not tracing.
+    Tracing stops right after the snapshot is taken:
+    analysing a snapshot while tracemalloc still traces is some thirty times slower (every allocation of the
+    analysis is traced too). Returns None when not tracing.
     """
-    global _final
+    global _final, _final_objects
     tm = tracemalloc
-    snapshot = _final
-    _final = None
+    snapshot, samples = _final, _final_objects
+    _final = _final_objects = None
     if snapshot is None:
         if not tm.is_tracing():
             return None
         snapshot = tm.take_snapshot()
     limit = snapshot.traceback_limit
+    # What keeps the biggest lines' objects alive: tracemalloc maps objects to lines only while it traces, so a few
+    # objects of every user line were found with the snapshot; the chains are followed once tracing is off.
+    from .referrers import chains, objects_by_site
+    deadline = time.perf_counter() + 8.0
+    if samples is None:
+        samples = objects_by_site(_user_sites, deadline)
+    tm.stop()
     from .snapshots import without_runtime
     snapshot = without_runtime(snapshot)
     by_traceback = snapshot.statistics('traceback')
     total_size = sum(stat.size for stat in by_traceback)
     total_count = sum(stat.count for stat in by_traceback)
     lines = _by_user_line(by_traceback)[:top]
-    # what keeps the biggest lines' objects alive (tracemalloc maps objects to lines while it traces: this stops it)
-    from .referrers import kept_alive_by
-    wanted = lines[:KEPT_ALIVE_ROWS]
-    chains = kept_alive_by([key for key, _, _, _ in wanted], 8.0, {id(_kept.__dict__): '__main__'} if _kept is not None else None,
-                           {key: size // max(1, count) for key, size, count, _ in wanted})
-    if tm.is_tracing():
-        tm.stop()
     rows = []
-    for i, ((filename, lineno), size, count, library) in enumerate(lines):
+    for (filename, lineno), size, count, library in lines:
         fn, code = _describe_one(filename, lineno)
         lib = None
         if library is not None:
             lib = [library[0], library[1], _describe_one(library[0], library[1])[0]]
-        rows.append([filename, lineno, size, count, fn, code, lib, chains[i] if i < len(chains) else None])
+        rows.append([filename, lineno, size, count, fn, code, lib, None])
     merged = {}
     for stat in by_traceback:
         frames = list(stat.traceback)  # oldest first
@@ -377,6 +391,13 @@ def final_sites(top=10, stacks=300):
             'frames': [[f.filename, f.lineno, _describe_one(f.filename, f.lineno)[0]] for f in user],
             'size': size, 'count': count, 'truncated': cut,
         })
+    # the snapshot's traces go first: a million more objects for the search to index
+    del snapshot, by_traceback, merged, ranked
+    wanted = lines[:KEPT_ALIVE_ROWS]
+    found = chains(samples, [key for key, _, _, _ in wanted], deadline, {id(_kept.__dict__): '__main__'} if _kept is not None else None,
+                   {key: size // max(1, count) for key, size, count, _ in wanted})
+    for row, chain in zip(rows, found):
+        row[7] = chain
     return {'top': rows, 'totalSize': total_size, 'totalCount': total_count, 'stacks': out_stacks, 'frames': limit}
 
 
@@ -398,6 +419,15 @@ def _is_library(filename):
         _library_dirs = tuple(os.path.join(d, '') for d in dirs if d)
     # code given as text ('<setup>', '<exec>', '<string>') is the user's; frozen modules are the interpreter's
     return filename.startswith(('<frozen', '<built-in')) or filename.startswith(_library_dirs)
+
+
+def _user_sites(traceback):
+    """An allocation's site as the report counts it: its innermost frame in the user's files (else its innermost)."""
+    for frame in reversed(traceback):  # oldest first
+        if not _is_library(frame.filename) and not frame.filename.startswith(RUNTIME_DIR):
+            return ((frame.filename, frame.lineno),)
+    inner = traceback[-1]
+    return ((inner.filename, inner.lineno),)
 
 
 def _by_user_line(by_traceback):

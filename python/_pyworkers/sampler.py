@@ -95,6 +95,7 @@ class Sampler:
                 tracemalloc.stop()
                 self.traced_seconds += time.perf_counter() - began
             grown = self._grown(_by_traceback(first) if first is not None else {}, _by_traceback(last))
+            del first, last  # (their traces would be that many more objects for a chain search to look at)
             wanted = [site for site, _ in sorted(grown.items(), key=lambda kv: -kv[1])[:CHAINS]
                       if self.chains.get(site) is None and self.tries.get(site, 0) < CHAIN_TRIES]
             if wanted and not keep_tracing:

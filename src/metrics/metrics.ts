@@ -161,20 +161,21 @@ export class MetricsCollector {
       this.#lastBusy.set(w, busy);
     }
     const counted = workers.filter((w) => w.state !== 'exited').length;
+    const busy = workers.filter((w) => w.load > 0).length;
     const total = Object.values(this.#byOutcome).reduce((a, b) => a + b, 0);
     return {
       time: Date.now(),
       calls: {
         byOutcome: { ...this.#byOutcome },
         total,
-        running: workers.reduce((n, w) => n + (w.load > 0 ? 1 : 0), 0),
+        running: busy,
         queued: this.source.queued(),
       },
       callDuration: this.#callDuration.snapshot(),
       queueWait: this.#queueWait.snapshot(),
       workers: {
         live: counted,
-        busy: workers.filter((w) => w.load > 0).length,
+        busy,
         idle: workers.filter((w) => w.state === 'ready' && w.load === 0).length,
         restarts: this.source.restarts(),
         crashes: this.#crashes,

@@ -13,7 +13,7 @@ import { resolveCallOptions, resolvePoolOptions, type CallOptions, type LogRecor
 import { MetricsCollector, type PoolMetrics } from '../metrics/metrics.js';
 import { toPrometheus, type PrometheusOptions } from '../metrics/prometheus.js';
 import { callChannel, plainChannels, tracedCode, tracing, type CallTraceContext } from '../metrics/tracing.js';
-import { registerOpenTelemetry, type OpenTelemetryHooks } from '../metrics/opentelemetry.js';
+import { registerOpenTelemetry } from '../metrics/opentelemetry.js';
 import { readContainer } from '../container.js';
 import { resolvePython, type PythonInfo } from '../python.js';
 import { checkCode, checkFunction, checkFunctionName, checkKnownKeys, checkMilliseconds, checkObject, checkString } from '../validate.js';
@@ -143,7 +143,6 @@ export class Pool extends EventEmitter<PoolEvents> {
   #idleTimer: NodeJS.Timeout | undefined;
   #monitor: MemoryMonitor | undefined;
   readonly #collector: MetricsCollector;
-  #openTelemetry: OpenTelemetryHooks | undefined;
   #shutdown: Promise<boolean> | undefined;
 
   /** @internal Use {@link createPool}. */
@@ -234,7 +233,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         // Made by a host function Python waits for: to that worker, which runs it inside its wait (nested). Queued
         // behind the waiting call, it could wait for it forever.
         const scope = callbackScope.getStore();
-        const worker = scope?.active ? (scope.worker as PythonWorker) : undefined;
+        const worker = scope?.active ? scope.worker : undefined;
         if (worker && worker.state !== 'exited' && fleet.owns(worker)) worker.send(job);
         else this.#scheduler.enqueue(job);
       },
@@ -271,8 +270,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#fleet.startWatch();
     warnIfOvercommitted(this.#options);
     if (this.#options.openTelemetry !== false) {
-      this.#openTelemetry = await registerOpenTelemetry(this, this.#options.openTelemetry === true ? undefined : this.#options.openTelemetry);
-      this.#collector.openTelemetry = this.#openTelemetry;
+      this.#collector.openTelemetry = await registerOpenTelemetry(this, this.#options.openTelemetry === true ? undefined : this.#options.openTelemetry);
     }
     if (this.#options.monitor) {
       const fleet = this.#fleet;
@@ -488,7 +486,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     clearInterval(this.#idleTimer);
     this.#fleet.stopWatch();
     this.#monitor?.stop();
-    this.#openTelemetry?.stop();
+    this.#stopOpenTelemetry();
     const shutdown = (async () => {
       const drained = new Promise<boolean>((resolve) => this.#whenIdle(() => resolve(true)));
       let timer: NodeJS.Timeout | undefined;
@@ -522,8 +520,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   async #forceClose(): Promise<void> {
     this.#closing = true;
-    this.#openTelemetry?.stop();
-    this.#openTelemetry = undefined;
+    this.#stopOpenTelemetry();
     clearInterval(this.#idleTimer);
     this.#fleet.stopWatch();
     this.#monitor?.stop();
@@ -550,6 +547,11 @@ export class Pool extends EventEmitter<PoolEvents> {
       this.#collector.settled(job, ok, error);
       if (job.trace) publishSettled(job.trace, ok, error, job);
     };
+  }
+
+  #stopOpenTelemetry(): void {
+    this.#collector.openTelemetry?.stop();
+    this.#collector.openTelemetry = undefined;
   }
 
   #onLog(worker: PythonWorker, record: LogRecord): void {

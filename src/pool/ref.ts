@@ -6,7 +6,7 @@
 import { RefWorkerError } from '../errors.js';
 import type { CallOptions } from '../options.js';
 import { HANDLE } from '../protocol/handles.js';
-import { requestCall, requestHandleCall } from '../protocol/requests.js';
+import { requestCall } from '../protocol/requests.js';
 import { checkArgs, checkString } from '../validate.js';
 import { CallJob } from '../worker/job.js';
 import type { PythonWorker } from '../worker/worker.js';
@@ -141,7 +141,7 @@ export class PyRef implements AsyncDisposable {
   }
 
   #call(method: string, args: unknown[], options: CallOptions | undefined, returnRef: boolean): Promise<unknown> {
-    return submit(this.#target, (o) => requestHandleCall(this, checkString(method, 'method'), checkArgs(args), o.kwargs), options, returnRef, ['call', `PyRef<${this.#state.typeName}>`, method]);
+    return submit(this.#target, (o) => requestCall(0, this, checkString(method, 'method'), checkArgs(args), o.kwargs), options, returnRef, ['call', `PyRef<${this.#state.typeName}>`, method]);
   }
 
   #runtime(fn: string, args: unknown[], options: CallOptions | undefined, returnRef: boolean): Promise<unknown> {
@@ -152,16 +152,18 @@ export class PyRef implements AsyncDisposable {
 /** Mark the handle released, and release its object in the worker. */
 function release(state: HandleState, host: RefHost): Promise<void> {
   state.disposed = true;
-  const { worker } = state;
-  worker.handles.delete(state.id);
+  state.worker.handles.delete(state.id);
+  return releaseInWorker(state.worker, [state.id], host);
+}
+
+/** Release objects in `worker`; then retire it if that was all that kept it. (A dead worker took them along.) */
+function releaseInWorker(worker: PythonWorker, ids: number[], host: RefHost): Promise<void> {
   if (worker.state === 'exited') return Promise.resolve();
-  const request = requestCall(0, RUNTIME, 'release', [[state.id]], undefined);
+  const request = requestCall(0, RUNTIME, 'release', [ids], undefined);
   const job = new CallJob(request.kind, request.frame, request.flags, { timeout: undefined, signal: undefined }, true);
   worker.send(job);
-  return job.promise.then(
-    () => host.unpinned(worker),
-    () => host.unpinned(worker), // the worker exited meanwhile: the object went with it
-  );
+  const unpinned = () => host.unpinned(worker);
+  return job.promise.then(unpinned, unpinned);
 }
 
 /** A handle the program dropped was collected. */
@@ -181,15 +183,6 @@ function forget({ state, host }: Held): void {
 
 function releaseDropped(): void {
   releaseScheduled = false;
-  for (const [worker, { ids, host }] of toRelease) {
-    if (worker.state === 'exited') continue;
-    const request = requestCall(0, RUNTIME, 'release', [ids], undefined);
-    const job = new CallJob(request.kind, request.frame, request.flags, { timeout: undefined, signal: undefined }, true);
-    worker.send(job);
-    void job.promise.then(
-      () => host.unpinned(worker),
-      () => {},
-    );
-  }
+  for (const [worker, { ids, host }] of toRelease) void releaseInWorker(worker, ids, host);
   toRelease.clear();
 }

@@ -60,25 +60,14 @@ export function requestInit(config: Record<string, unknown>): Request {
   return encode(Kind.INIT, (enc) => enc.value({ ...config, protocol: PROTOCOL_VERSION }, 'init'));
 }
 
-/** CALL: (ctx, module, fn, args, kwargs). */
-export function requestCall(ctx: number, module: string, fn: string, args: unknown[], kwargs: Record<string, unknown> | undefined): Request {
+/** CALL: (ctx, module, fn, args, kwargs); `module` a handle: a method of its object (ctx 0). */
+export function requestCall(ctx: number, module: string | WireHandle, fn: string, args: unknown[], kwargs: Record<string, unknown> | undefined): Request {
   return encode(Kind.CALL, (enc) => {
     enc.tupleHeader(5);
     enc.number(ctx);
-    enc.str(module);
+    if (typeof module === 'string') enc.str(module);
+    else enc.value(module, 'handle');
     enc.str(fn);
-    enc.value(args, 'args', true);
-    enc.value(kwargs ?? null, 'kwargs', true);
-  });
-}
-
-/** CALL of a method of a handle's object: (0, handle, method, args, kwargs). */
-export function requestHandleCall(handle: WireHandle, method: string, args: unknown[], kwargs: Record<string, unknown> | undefined): Request {
-  return encode(Kind.CALL, (enc) => {
-    enc.tupleHeader(5);
-    enc.number(0);
-    enc.value(handle, 'handle');
-    enc.str(method);
     enc.value(args, 'args', true);
     enc.value(kwargs ?? null, 'kwargs', true);
   });

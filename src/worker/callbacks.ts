@@ -12,13 +12,14 @@ import type { HandleFactory } from '../protocol/handles.js';
 import { decodePayload } from '../protocol/replies.js';
 import { requestCallbackReply, type Request } from '../protocol/requests.js';
 import type { Job } from './job.js';
+import type { PythonWorker } from './worker.js';
 
 /** A function Python may call: sync or async; its arguments and result cross with the value table. */
 export type HostFunction = (...args: any[]) => unknown;
 
 /** Where a callback runs: requests to `worker` made from it run nested while `active`. */
 export interface CallbackScope {
-  readonly worker: object;
+  readonly worker: PythonWorker;
   /** The request whose Python code made the callback, if the host knows it. */
   readonly job: Job | undefined;
   active: boolean;
@@ -36,7 +37,7 @@ interface InFlight {
 }
 
 export interface CallbackHost {
-  readonly worker: object;
+  readonly worker: PythonWorker;
   functions(): ReadonlyMap<string, HostFunction> | undefined;
   handles(): HandleFactory | undefined;
   jobById(id: number): Job | undefined;

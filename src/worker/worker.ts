@@ -290,9 +290,13 @@ export class PythonWorker {
 
   /** Its last request ended: the busy period too. */
   #becameIdle(): void {
+    this.#endBusyPeriod();
+    this.#updateRef();
+  }
+
+  #endBusyPeriod(): void {
     if (this.#busySince !== undefined) this.#busyMs += performance.now() - this.#busySince;
     this.#busySince = undefined;
-    this.#updateRef();
   }
 
   /**
@@ -535,8 +539,7 @@ export class PythonWorker {
     if (this.#state === 'exited') return;
     this.#endGroup(); // what user code started goes with the worker, however it ended
     this.#state = 'exited';
-    if (this.#busySince !== undefined) this.#busyMs += performance.now() - this.#busySince;
-    this.#busySince = undefined;
+    this.#endBusyPeriod();
     this.#exitInfo = { workerId: this.id, pid: this.pid, exitCode: code, signal, stderr: lastLines(this.#stderrTail, 20) };
     const crash = this.#crashError();
     if (error) Object.defineProperty(crash, 'cause', { value: error });
