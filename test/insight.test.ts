@@ -151,9 +151,26 @@ for i in range(4000):
     assert.ok(report.sampling && report.sampling.windows >= 1);
     assert.equal(report.top[0]!.line, 4);
     assert.match(report.top[0]!.keptAliveBy ?? '', /^__main__\.cache\['req-\d+'\]$/);
+    const hint = report.hints.find((h) => h.id === 'sampled-growth');
+    assert.equal(hint?.source, 'sampled tracing');
+    assert.match(hint!.text, /loop\.py:4 grew the most/);
     const text = await cli(['run', '-q', file], dir);
     assert.match(text.stdout, /Lines whose memory grew while traced/);
     assert.match(text.stdout, /kept alive by __main__\.cache\['req-\d+'\]/);
+  });
+
+  it('a clean loop that churns: no growth hint', async () => {
+    const file = script('churn.py', `import time
+def work(n):
+    rows = [{'id': k, 'name': 'row-%d' % k} for k in range(n)]
+    return sum(len(r['name']) for r in rows)
+for i in range(300):
+    work(2000)
+    if i % 20 == 0:
+        time.sleep(0.01)
+`);
+    const report = await runJson(file);
+    assert.deepEqual(report.hints.filter((h) => h.id === 'sampled-growth' || h.id === 'growth'), []);
   });
 
   it('--mode full traces everything and follows the biggest lines to their roots too', async () => {

@@ -22,6 +22,7 @@ FIRST_WINDOW = 1.0  # ... the first one (a short script is traced whole, what it
 PERIOD = 4.0     # seconds from the start of a window to the start of the next
 CHAINS = 2       # lines per window whose references are followed
 CHAIN_TRIES = 3   # searches for a line's chain before giving up
+POLL = 0.01      # seconds between looks at the stop flag
 CHAIN_BUDGET = 0.5
 
 
@@ -59,13 +60,24 @@ class Sampler:
                 began = time.perf_counter()
                 self._window()
                 rest = self.period - (time.perf_counter() - began)
-                if rest > 0 and self._stop.wait(rest):
+                if rest > 0 and self._wait(rest):
                     break
         except Exception as e:  # the script must not notice; the report says it
             self.failure = '%s: %s' % (type(e).__name__, e)
         finally:
             if tracemalloc.is_tracing():
                 tracemalloc.stop()
+
+    def _wait(self, seconds):
+        """Sleep `seconds` unless asked to stop; whether it was. (Polls: Event.wait allocates a lock each time, which
+        a window would count among the script's allocations.)"""
+        end = time.perf_counter() + seconds
+        while not self._stop.is_set():
+            left = end - time.perf_counter()
+            if left <= 0:
+                return False
+            time.sleep(min(left, POLL))
+        return True
 
     def _window(self):
         if tracemalloc.is_tracing():  # the script traces itself: leave it be
@@ -79,10 +91,10 @@ class Sampler:
             # Growth between two snapshots inside the window (taking one is a fast copy; analysing it waits until
             # tracing is off, where it is ten times cheaper). When the script ends in the window: all the window
             # saw allocated and still alive (what a short script keeps).
-            ended = self._stop.wait(length / 2)
+            ended = self._wait(length / 2)
             first = None if ended else tracemalloc.take_snapshot()
             if not ended:
-                ended = self._stop.wait(length / 2)
+                ended = self._wait(length / 2)
             last = tracemalloc.take_snapshot()
             if ended:
                 first = None
@@ -102,7 +114,7 @@ class Sampler:
                 # a window of its own: objects allocated at those lines from now on can be traced back
                 began = time.perf_counter()
                 tracemalloc.start(self.frames)
-                ended = self._stop.wait(self.window)
+                ended = self._wait(self.window)
             if wanted:
                 from .referrers import kept_alive_by
                 sizes = {site: self.growth[site][0] // max(1, self.growth[site][1]) for site in wanted}

@@ -82,7 +82,8 @@ export function hintsFor(r: Facts): Hint[] {
     );
   }
 
-  if (r.settings.mode === 'sample' && top.length > 0 && growsSteadily(r, 'rss')) {
+  // (the windows must have seen a line keep real memory: RSS also rises as the allocator and the interpreter warm up)
+  if (r.settings.mode === 'sample' && top.length > 0 && top[0]!.size >= MiB && growsSteadily(r, 'rss')) {
     const first = top[0]!;
     add(
       'sampled-growth',
