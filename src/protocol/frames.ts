@@ -8,6 +8,7 @@
  */
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 11;
@@ -309,7 +310,7 @@ export class FrameWriter {
   #queue: Uint8Array[] = [];
   #scheduled = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private readonly socket: Pick<Writable, 'write' | 'cork' | 'uncork' | 'destroyed'>) {}
 
   /**
    * Queue a frame (and the parts that follow it, written from their own memory); with `now` (nothing else in

@@ -1,25 +1,19 @@
 /**
  * One Python worker process: spawn, handshake, the jobs sent to it, control requests, interrupts, kill.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
 import { PyWorkersError, TimeoutError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, type Job } from './job.js';
 import { callbackScope, WorkerCallbacks, type HostFunction } from './callbacks.js';
 import type { HandleFactory } from '../protocol/handles.js';
-import { FLAG_NESTED, FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, socketDirectRead, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
+import { FLAG_NESTED, FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import { partsSize, requestCancel, requestControl, requestInit, type Request } from '../protocol/requests.js';
-import { createProgressFile, lastStarted } from './progress.js';
+import { processLink, type LinkFactory, type ProcessMemory, type WorkerLink } from './link.js';
 import { after } from '../util/timers.js';
 
-/** The worker runtime's folder (python/ at the package root, beside dist/ and src/). */
-const RUNTIME_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
-const BOOT = `import sys;sys.path.insert(0,${JSON.stringify(RUNTIME_DIR)});import _pyworkers.worker as _w;_w.main()`;
+export type { ProcessMemory };
 const STDERR_TAIL = 4096;
 /** A worker whose channel ended and that has not exited this long after (ms) is deaf: it is killed. */
 const DEAF_AFTER = 200;
@@ -42,6 +36,8 @@ export interface WorkerConfig {
   functions?: ReadonlyMap<string, HostFunction>;
   /** Makes the handle objects (PyRefs) of this worker's replies. */
   handles?: (worker: PythonWorker) => HandleFactory;
+  /** Starts its process (default: on this machine). */
+  link?: LinkFactory;
 }
 
 export interface WorkerEvents {
@@ -52,18 +48,6 @@ export interface WorkerEvents {
   output(worker: PythonWorker, stream: 'stdout' | 'stderr', text: string): void;
   /** A logging record (with the pool option `logging`). */
   log?(worker: PythonWorker, record: Record<string, unknown>): void;
-}
-
-/** A worker's memory and state, from /proc. */
-export interface ProcessMemory {
-  /** Resident memory (VmRSS). */
-  rss: number;
-  /** Its peak (VmHWM): it never goes down. */
-  peakRss: number;
-  /** Resident anonymous and shared memory (RssAnon + RssShmem): what the process allocated, libraries left out. */
-  own: number;
-  /** Stopped (SIGSTOP) or traced. */
-  stopped: boolean;
 }
 
 export interface ReadyInfo {
@@ -109,11 +93,9 @@ export class PythonWorker {
   #busySince: number | undefined;
   #state: WorkerState = 'starting';
   #killReason: string | undefined;
-  /** Where the worker writes the id of each request it starts (see progress.ts). */
-  readonly #progress: string | undefined;
-  readonly #child: ChildProcess;
-  readonly #data: Socket;
-  readonly #control: Socket;
+  readonly #link: WorkerLink;
+  readonly #data: Duplex;
+  readonly #control: Duplex;
   readonly #writer: FrameWriter;
   readonly #events: WorkerEvents;
   readonly #controlRequests = new Map<number, ControlRequest>();
@@ -131,7 +113,6 @@ export class PythonWorker {
     this.forceKillAfter = config.forceKillAfter;
     this.#events = events;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
-    this.#progress = createProgressFile(id);
     this.handleFactory = config.handles?.(this);
     const functions = config.functions;
     this.#callbacks = new WorkerCallbacks({
@@ -141,26 +122,20 @@ export class PythonWorker {
       jobById: (jobId) => this.#nested.get(jobId) ?? this.sent.find((job) => job.id === jobId),
       write: (request, callbackId) => this.#write(request, callbackId),
     });
-    this.#child = spawn(config.executable, ['-c', BOOT], {
-      cwd: config.cwd,
-      env: {
-        // OpenBLAS starting a thread per core under a memory cap can fail to import numpy.
-        ...(config.init?.memoryLimit ? { OPENBLAS_NUM_THREADS: '1' } : {}),
-        ...config.env,
-        PYWORKERS_HOST_PID: String(process.pid),
-        ...(this.#progress ? { PYWORKERS_PROGRESS: this.#progress } : {}),
-        PYWORKERS_WORKER_ID: String(id),
+    this.#link = (config.link ?? processLink)(id, { executable: config.executable, cwd: config.cwd, env: config.env, memoryLimit: config.init?.memoryLimit as number | null | undefined }, {
+      output: (stream, text) => {
+        if (stream === 'stderr') this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL);
+        events.output(this, stream, text);
       },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-      // The worker makes itself a process group of its own (worker.py, setpgid): processes that user code starts
-      // end with the worker (see #endGroup), and a Ctrl-C in the host's terminal reaches the host only. Not a new
-      // session (`detached`): with scheduler autogroups a session apart made every round trip ~1.6 µs slower.
-      windowsHide: true,
+      exit: (code, signal, error) => {
+        if (error) this.#killReason ??= error.message;
+        this.#onExit(code, signal, error);
+      },
     });
-    this.#data = this.#child.stdio[3] as Socket;
-    this.#control = this.#child.stdio[4] as Socket;
+    this.#data = this.#link.data;
+    this.#control = this.#link.control;
     this.#writer = new FrameWriter(this.#data);
-    const dataReader = new FrameReader(this.#onDataFrame, WORKER_DATA_KINDS, socketDirectRead(this.#data));
+    const dataReader = new FrameReader(this.#onDataFrame, WORKER_DATA_KINDS, this.#link.directRead);
     const controlReader = new FrameReader(this.#onControlFrame, WORKER_CONTROL_KINDS);
     this.#data.on('data', (chunk: Buffer) => this.#guard(() => dataReader.push(chunk)));
     this.#control.on('data', (chunk: Buffer) => this.#guard(() => controlReader.push(chunk)));
@@ -174,33 +149,6 @@ export class PythonWorker {
         });
       });
     }
-    this.#child.stdout!.setEncoding('utf8');
-    this.#child.stderr!.setEncoding('utf8');
-    this.#child.stdout!.on('data', (text: string) => events.output(this, 'stdout', text));
-    this.#child.stderr!.on('data', (text: string) => {
-      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL);
-      events.output(this, 'stderr', text);
-    });
-    this.#child.on('error', (error) => {
-      this.#killReason ??= error.message;
-      this.#onExit(null, null, error);
-    });
-    this.#child.on('exit', (code, signal) => {
-      // Let the last stderr arrive before reporting.
-      let done = false;
-      const finish = () => {
-        if (!done) {
-          done = true;
-          this.#onExit(code, signal);
-        }
-      };
-      const stderr = this.#child.stderr!;
-      if (stderr.readableEnded || stderr.destroyed) finish();
-      else {
-        stderr.once('end', finish);
-        setTimeout(finish, 50);
-      }
-    });
   }
 
   /** starting → ready → retiring (takes nothing new) → exited. */
@@ -214,7 +162,12 @@ export class PythonWorker {
   }
 
   get pid(): number | undefined {
-    return this.#child.pid;
+    return this.#link.pid;
+  }
+
+  /** The machine its process runs on. */
+  get host(): string {
+    return this.#link.host;
   }
 
   /** Jobs sent and not ended (the running one included, and requests running nested in a callback's wait). */
@@ -417,11 +370,7 @@ export class PythonWorker {
 
   #setRef(on: boolean): void {
     this.#referenced = on;
-    const handles = [this.#child, this.#data, this.#control, this.#child.stdout, this.#child.stderr] as Array<{ ref(): void; unref(): void } | null>;
-    for (const handle of handles) {
-      if (on) handle?.ref();
-      else handle?.unref();
-    }
+    this.#link.setRef(on);
   }
 
   #writeControl(frame: Buffer): void {
@@ -526,13 +475,7 @@ export class PythonWorker {
 
   /** SIGKILL the worker and every process of its group (what user code started and left running). */
   #endGroup(): void {
-    const pid = this.#child.pid;
-    try {
-      if (pid && process.platform !== 'win32') process.kill(-pid, 'SIGKILL');
-      else this.#child.kill('SIGKILL');
-    } catch {
-      this.#child.kill('SIGKILL'); // no group (any more): the process alone
-    }
+    this.#link.kill();
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
@@ -545,8 +488,9 @@ export class PythonWorker {
     if (error) Object.defineProperty(crash, 'cause', { value: error });
     // Jobs up to the last one the worker started did start (it runs them in order); without a progress file, only
     // the one the host saw at the head.
-    const started = this.#progress ? lastStarted(this.#progress) : 0;
-    const lastStartedAt = this.#progress ? this.sent.findIndex((job) => job.id === started) : this.sent.findIndex((job) => job.running);
+    const started = this.#link.lastStarted();
+    const lastStartedAt =
+      started === 'all' ? this.sent.length - 1 : started === 'head' ? this.sent.findIndex((job) => job.running) : this.sent.findIndex((job) => job.id === started);
     const requeue: Job[] = [];
     for (const [i, job] of this.sent.splice(0).entries()) {
       const retry = job.onLost(crash, i <= lastStartedAt || job.interrupted);
@@ -571,21 +515,10 @@ export class PythonWorker {
     this.#events.exited(this, this.#exitInfo, requeue);
   }
 
-  /** Current and peak resident memory of the process, read from the OS (Linux). */
+  /** Current and peak resident memory of the process, read from the OS. */
   rss(): ProcessMemory | undefined {
-    if (this.state === 'exited' || !this.pid) return undefined;
-    try {
-      const status = readFileSync(`/proc/${this.pid}/status`, 'latin1');
-      const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-      return {
-        rss: field('VmRSS'),
-        peakRss: field('VmHWM'),
-        own: field('RssAnon') + field('RssShmem'),
-        stopped: /^State:\s+[Tt]/m.test(status),
-      };
-    } catch {
-      return undefined;
-    }
+    if (this.state === 'exited') return undefined;
+    return this.#link.rss();
   }
 }
 
