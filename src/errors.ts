@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_REF_LOST'
   | 'ERR_REF_DISPOSED'
   | 'ERR_REF_WORKER'
+  | 'ERR_REMOTE'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_OUT_OF_RANGE';
 
@@ -238,5 +239,22 @@ export class NotTracingError extends PyWorkersError {
 export class ProtocolError extends PyWorkersError {
   constructor(message: string) {
     super('ERR_PROTOCOL', message);
+  }
+}
+
+/** Why an agent could not be used. */
+export type RemoteReason = 'unreachable' | 'tls' | 'auth' | 'version' | 'full' | 'draining' | 'protocol';
+
+/** No agent of a remote pool could be used (unreachable, refused us, or spoke another protocol). */
+export class RemoteError extends PyWorkersError {
+  /** `'auth'` (wrong token), `'version'`, `'full'` (its workers are leased), `'draining'`, `'tls'`, `'unreachable'`, `'protocol'`. */
+  readonly reason: RemoteReason;
+  /** The agent, `'host:port'`. */
+  readonly endpoint: string;
+
+  constructor(reason: RemoteReason, endpoint: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_REMOTE', message, options);
+    this.reason = reason;
+    this.endpoint = endpoint;
   }
 }

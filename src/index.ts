@@ -46,6 +46,9 @@ export { DataFrame, Series } from './protocol/dataframe.js';
 export type { Column } from './protocol/dataframe.js';
 export { MAX_DEPTH } from './protocol/encode.js';
 export type { PoolOptions, CallOptions, StreamOptions, RecycleOptions, LoggingOptions, LogLevel, LogRecord } from './options.js';
+export type { RemoteOptions } from './remote/options.js';
+export { startAgent, Agent } from './remote/agent.js';
+export type { AgentOptions, AgentPoolOptions, DrainOutcome } from './remote/agent.js';
 export { parseSize, formatBytes } from './util/size.js';
 export {
   PyWorkersError,
@@ -67,7 +70,8 @@ export {
   RefLostError,
   RefDisposedError,
   RefWorkerError,
+  RemoteError,
 } from './errors.js';
-export type { ErrorCode, PythonErrorInfo, WorkerExitInfo } from './errors.js';
+export type { ErrorCode, PythonErrorInfo, WorkerExitInfo, RemoteReason } from './errors.js';
 export type { MonitorOptions, MemorySample, MemoryEvent, PressureEvent } from './memory/monitor.js';
 export type { LeakWorkload, FindLeaksOptions, LeakSite, LeakReport } from './memory/leaks.js';

@@ -7,6 +7,7 @@ import { defaultWorkers } from './container.js';
 import type { MeterProviderLike } from './metrics/opentelemetry.js';
 import { parseSize } from './util/size.js';
 import { resolveMonitorOptions, type MonitorOptions, type ResolvedMonitorOptions } from './memory/monitor.js';
+import { AGENT_OWNED, resolveRemoteOptions, type RemoteOptions, type ResolvedRemoteOptions } from './remote/options.js';
 
 /** Options of {@link createPool}. Every one is optional. */
 export interface PoolOptions {
@@ -89,6 +90,12 @@ export interface PoolOptions {
    * dependency): on the global MeterProvider (`true`), on the one given, or none (`false`). @default true
    */
   openTelemetry?: boolean | { meterProvider: MeterProviderLike };
+  /**
+   * Lease the workers from agents on other machines (`pyworkers serve`) instead of starting processes here. The
+   * agents' command lines then set what shapes the processes (workers, maxMemory, recycle, python, venv, ...).
+   * See docs/remote.md.
+   */
+  remote?: RemoteOptions;
 }
 
 /** Python logging levels by name (or a number, as Python's `logging` takes). */
@@ -191,6 +198,8 @@ export interface ResolvedPoolOptions {
   logging: { level: number; handler: ((record: LogRecord) => void) | undefined } | undefined;
   /** false: none; true: the global MeterProvider; else this one. */
   openTelemetry: boolean | MeterProviderLike;
+  /** Workers leased from agents on other machines (undefined: processes of this one). */
+  remote: ResolvedRemoteOptions | undefined;
 }
 
 export const DEFAULTS = {
@@ -216,7 +225,7 @@ const LOG_LEVELS: Record<string, number> = { DEBUG: 10, INFO: 20, WARNING: 30, E
 const POOL_KEYS = new Set<string>([
   'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'timeout', 'forceKillAfter', 'maxQueue',
   'pipelineDepth', 'startTimeout', 'closeTimeout', 'forwardOutput', 'maxMemory', 'recycle', 'monitor', 'arrays',
-  'livenessTimeout', 'deadline', 'functions', 'metrics', 'logging', 'openTelemetry',
+  'livenessTimeout', 'deadline', 'functions', 'metrics', 'logging', 'openTelemetry', 'remote',
 ]);
 const RECYCLE_KEYS = new Set(['maxRss', 'maxCalls', 'idleTimeout']);
 /** Below this a Python worker cannot even start. */
@@ -228,6 +237,10 @@ const STREAM_KEYS = new Set([...RUN_KEYS, 'highWaterMark']);
 export function resolvePoolOptions(options: PoolOptions | undefined, where = 'createPool() options'): ResolvedPoolOptions {
   const o: Record<string, unknown> = options === undefined ? {} : (checkObject(options, where), options as Record<string, unknown>);
   checkKnownKeys(o, POOL_KEYS, where);
+  if (o.remote !== undefined) {
+    const owned = AGENT_OWNED.find((key) => o[key] !== undefined);
+    if (owned) throw new ArgumentError(`options.${owned} shapes the worker processes, which a remote pool's agents run: set it on the agent (pyworkers serve), not with options.remote`);
+  }
   const opt = (key: string) => `options.${key}`;
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (o.env !== undefined) {
@@ -269,6 +282,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined, where = 'cr
     metrics: o.metrics === undefined ? DEFAULTS.metrics : checkBoolean(o.metrics, opt('metrics')),
     logging: resolveLogging(o.logging),
     openTelemetry: resolveOpenTelemetry(o.openTelemetry),
+    remote: o.remote === undefined ? undefined : resolveRemoteOptions(o.remote),
   };
 }
 

@@ -49,6 +49,22 @@ def _is_tracing():
     return tm is not None and tm.is_tracing()
 
 
+def _resident():
+    """VmRSS and VmHWM of this process (Linux), for hosts that cannot read this machine's /proc (remote)."""
+    try:
+        with open('/proc/self/status', 'rb') as f:
+            status = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for line in status.splitlines():
+        if line.startswith(b'VmRSS:'):
+            out['rss'] = int(line.split()[1]) * 1024
+        elif line.startswith(b'VmHWM:'):
+            out['peakRss'] = int(line.split()[1]) * 1024
+    return out
+
+
 def stats(worker):
     """The guide's memory_stats, plus what the worker knows about itself."""
     out = {
@@ -62,6 +78,7 @@ def stats(worker):
         'memoryLimit': getattr(worker, 'memory_limit', None) or worker.config.get('memoryLimit'),
         'handles': refs.stats(),
     }
+    out.update(_resident())
     tm = _tracemalloc()
     if tm is not None and tm.is_tracing():
         current, peak = tm.get_traced_memory()

@@ -1,5 +1,5 @@
 /**
- * The `pyworkers` command: `run`, `eval`, `leaks`, `--help`, `--version`; bad arguments exit 2.
+ * The `pyworkers` command: `run`, `eval`, `leaks`, `serve`, `--help`, `--version`; bad arguments exit 2.
  */
 import { PyWorkersError } from '../errors.js';
 import { UsageError } from './args.js';
@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { leaksCommand } from './leaks.js';
 import { EXIT } from './outcome.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { toolVersion, type Io } from './io.js';
 
 const HELP = `Usage: pyworkers <command> [options]
@@ -20,6 +21,8 @@ Commands:
   eval 'expression'         evaluate Python and print the result
   leaks module:function      call a function again and again and report the lines
                             whose memory grows with every call
+  serve --listen HOST:PORT  run workers on this machine for pyworkers hosts on
+                            others (createPool({ remote })), over TLS
 
 Options:
   -h, --help                show help (also: pyworkers <command> --help)
@@ -29,6 +32,7 @@ Examples:
   pyworkers run app.py --top 5 --report report.html
   pyworkers eval 'sum(range(10**6))'
   pyworkers leaks app.py:handle_request --iterations 50
+  pyworkers serve --listen 0.0.0.0:7700 --tls-cert tls.crt --tls-key tls.key --token-file token
 
 Documentation: the README of the pyworkers package (https://www.npmjs.com/package/pyworkers)`;
 
@@ -36,12 +40,13 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   run: runCommand,
   eval: evalCommand,
   leaks: leaksCommand,
+  serve: serveCommand,
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [first, ...rest] = argv;
   try {
-    if (first === undefined) throw new UsageError('missing command: run, eval or leaks');
+    if (first === undefined) throw new UsageError('missing command: run, eval, leaks or serve');
     if (first === '-h' || first === '--help' || first === 'help') {
       if (first === 'help' && rest[0] && COMMANDS[rest[0]]) return await COMMANDS[rest[0]]!(['--help'], io);
       io.stdout.write(`${HELP}\n`);
@@ -53,7 +58,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     const command = COMMANDS[first];
     if (!command) {
-      throw new UsageError(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}': use run, eval or leaks`);
+      throw new UsageError(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}': use run, eval, leaks or serve`);
     }
     return await command(rest, io);
   } catch (error) {

@@ -27,6 +27,8 @@ export interface GcGenerationStats {
 export interface WorkerMemoryStats {
   workerId: number;
   pid: number;
+  /** The machine the worker runs on: `os.hostname()` here, its agent's for a remote worker. */
+  host: string;
   /** Resident memory in bytes (`VmRSS` from `/proc`, read by the host): includes C extensions and fragmentation. `null` where unreadable. */
   rss: number | null;
   /** Highest resident memory in bytes so far (`VmHWM`): never goes down. `null` where unreadable. */

@@ -40,6 +40,8 @@ interface PythonStats {
   tracedMemoryCurrent?: number;
   tracedMemoryPeak?: number;
   handles?: HandleCounts;
+  rss?: number;
+  peakRss?: number;
 }
 
 const TIMED_OUT = Symbol('timed out');
@@ -75,8 +77,10 @@ export async function workerMemoryStats(worker: PythonWorker, timeout = STATS_TI
   const stats: WorkerMemoryStats = {
     workerId: worker.id,
     pid: py?.pid ?? worker.pid ?? 0,
-    rss: finite(memory?.rss),
-    peakRss: finite(memory?.peakRss),
+    host: worker.host,
+    // The worker's own reading when it answered (fresh also where this host cannot read its /proc: remote).
+    rss: finite(py?.rss ?? memory?.rss),
+    peakRss: finite(py?.peakRss ?? memory?.peakRss),
     gcStats: py ? py.gcStats.map(generation) : [],
     gcCount: py ? [py.gcCount[0] ?? 0, py.gcCount[1] ?? 0, py.gcCount[2] ?? 0] : [0, 0, 0],
     gcThreshold: py ? [...py.gcThreshold] : [],

@@ -13,6 +13,9 @@ import { CallJob, type Job, type JobOptions } from '../worker/job.js';
 import { PythonWorker, type WorkerConfig, type WorkerEvents } from '../worker/worker.js';
 import { Slot } from './slot.js';
 import { GC_PAUSE_BUCKETS } from '../metrics/histogram.js';
+import { RemoteError } from '../errors.js';
+import type { AgentConnection } from '../remote/connection.js';
+import { Placement } from '../remote/placement.js';
 
 /** Workers that die this many times in a row before answering make the pool stop respawning. */
 const MAX_START_FAILURES = 3;
@@ -25,6 +28,8 @@ const WATCH_INTERVAL_IDLE = 500;
 
 /** Why a worker was retired. */
 export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
+/** The kill reason of a remote worker given back to an agent that drains (or that DNS no longer lists). */
+const RELEASED = 'its agent is draining';
 
 export interface RecycleEvent {
   workerId: number;
@@ -96,6 +101,10 @@ export class Fleet {
   #restarts = 0;
   #broken: WorkerStartError | undefined;
   #watchTimer: NodeJS.Timeout | undefined;
+  /** A remote pool's agents (undefined: workers are processes of this machine). */
+  readonly #placement: Placement | undefined;
+  /** A remote pool: each worker's agent. */
+  readonly #agentOf = new Map<PythonWorker, AgentConnection>();
   /** The Python version the workers reported. */
   version: string;
 
@@ -107,6 +116,17 @@ export class Fleet {
     private readonly createWorker: WorkerFactory = spawnProcess,
   ) {
     this.version = python.version;
+    if (options.remote) {
+      this.#placement = new Placement(options.remote, {
+        capacity: () => this.#fill(),
+        release: (agent) => this.#release(agent),
+      });
+    }
+  }
+
+  /** A remote pool's agents. */
+  get agents(): AgentConnection[] {
+    return this.#placement?.connections ?? [];
   }
 
   /** Workers started to replace one that exited. */
@@ -131,7 +151,13 @@ export class Fleet {
 
   /** Start the pool's workers (and the spare); rejects with the first failure. */
   async start(): Promise<void> {
-    const starting = Array.from({ length: this.options.workers }, () => this.#spawn());
+    let starting: WorkerSlot[];
+    if (this.#placement) {
+      await this.#placement.start(this.options.startTimeout);
+      starting = [...this.slots];
+    } else {
+      starting = Array.from({ length: this.options.workers }, () => this.#spawn()!);
+    }
     this.#ensureSpare();
     if (this.#spare) starting.push(this.#spare);
     const results = await Promise.allSettled(starting.map((s) => s.ready));
@@ -145,20 +171,30 @@ export class Fleet {
     else this.#workerInit[key] = value;
   }
 
-  /** The settings of a worker started now (the pool's options, `exec()` code run so far). */
-  config(): WorkerConfig {
+  /**
+   * The settings of a worker started now (the pool's options, `exec()` code run so far); on `agent`, with the
+   * agent's own (its setup, path, memory cap and recycling).
+   */
+  config(agent?: AgentConnection): WorkerConfig {
     const o = this.options;
+    const welcome = agent?.welcome;
     return {
       executable: this.python.executable,
       cwd: o.cwd,
       env: o.env,
-      pythonPath: o.pythonPath,
-      setup: [...o.setup, ...this.#execs],
+      pythonPath: welcome ? welcome.pythonPath : o.pythonPath,
+      setup: [...(welcome?.setup ?? []), ...o.setup, ...this.#execs],
       forceKillAfter: o.forceKillAfter,
       startTimeout: o.startTimeout,
+      ...(agent && welcome
+        ? {
+            link: (_id, _settings, events) => agent.openLink(events),
+            recycle: { maxRss: welcome.recycle.maxRss ?? undefined, maxCalls: welcome.recycle.maxCalls ?? undefined, idleTimeout: welcome.recycle.idleTimeout ?? undefined },
+          }
+        : {}),
       init: {
         ...this.#workerInit,
-        memoryLimit: o.maxMemory ?? null,
+        memoryLimit: welcome ? welcome.maxMemory : (o.maxMemory ?? null),
         arrays: o.arrays,
         ...(o.metrics ? { gcPauseBuckets: GC_PAUSE_BUCKETS } : {}),
         ...(o.logging ? { logging: o.logging.level } : {}),
@@ -170,7 +206,9 @@ export class Fleet {
 
   /** A worker of the pool's settings, outside the pool (the leak finder's). */
   detached(): PythonWorker {
-    const config = this.config();
+    const agent = this.#placement?.choose(this.agents.find((a) => a.open));
+    if (this.#placement && !agent) throw new RemoteError('full', this.agents.map((a) => a.endpoint).join(', '), 'No agent has a worker to spare for this host: the leak search needs one');
+    const config = this.config(agent);
     const worker = this.createWorker(this.#nextWorkerId++, config, {
       jobEnded: () => {},
       exited: () => {},
@@ -206,9 +244,15 @@ export class Fleet {
 
   // ------------------------------------------------------------------ start and exit
 
-  /** Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). */
-  #spawn(rotation = true): WorkerSlot {
-    const config = this.config();
+  /**
+   * Start a worker; in rotation (takes calls once ready), or not (a spare or a replacement, added later). A
+   * remote pool leases it from the agent with the most room (`near`: the agent of the worker it replaces may
+   * go one above its grant); undefined when no agent has room.
+   */
+  #spawn(rotation = true, near?: AgentConnection): WorkerSlot | undefined {
+    const agent = this.#placement?.choose(near);
+    if (this.#placement && !agent) return undefined;
+    const config = this.config(agent);
     const worker = this.createWorker(this.#nextWorkerId++, config, {
       jobEnded: (w) => this.hooks.jobEnded(this.#slotOf.get(w)!),
       exited: (w, info, requeue) => this.#onExit(w, info, requeue),
@@ -217,6 +261,7 @@ export class Fleet {
     });
     const slot = new Slot(worker);
     this.#slotOf.set(worker, slot);
+    if (agent) this.#agentOf.set(worker, agent);
     trackWorker(worker);
     if (rotation) this.slots.push(slot);
     if (config.init?.tracemalloc) this.#tracingAtSpawn.add(worker);
@@ -244,6 +289,9 @@ export class Fleet {
   #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
     const slot = this.#slotOf.get(worker)!;
     this.#slotOf.delete(worker);
+    const remote = this.#agentOf.delete(worker);
+    // A worker lost with its agent's connection says nothing about whether workers can start.
+    const startFailed = worker.info === undefined && !worker.linkLost;
     clearTimeout(slot.stealTimer);
     const at = this.slots.indexOf(slot);
     const closing = this.hooks.closing();
@@ -251,8 +299,9 @@ export class Fleet {
       // Out of rotation: the spare, or a replacement that never took over. Nothing of the pool's ran there.
       if (slot === this.#spare) this.#spare = undefined;
       if (closing) return;
-      if (worker.info === undefined && ++this.#startFailures >= MAX_START_FAILURES) this.#breakPool(slot);
+      if (startFailed && ++this.#startFailures >= MAX_START_FAILURES) this.#breakPool(slot);
       else if (worker.killReason !== 'not needed') this.#ensureSpare();
+      if (remote) this.#fill();
       return;
     }
     this.slots.splice(at, 1);
@@ -264,12 +313,15 @@ export class Fleet {
       return;
     }
     const neverReady = worker.info === undefined;
-    if (neverReady) this.#startFailures++;
+    if (startFailed) this.#startFailures++;
     if (this.#startFailures >= MAX_START_FAILURES) {
       this.#breakPool(slot);
       return;
     }
-    if (crashed || neverReady || worker.killReason !== 'recycled') {
+    if (remote) {
+      const started = this.#fill();
+      if (crashed || neverReady || worker.killReason !== 'recycled') this.#restarts += started;
+    } else if (crashed || neverReady || worker.killReason !== 'recycled') {
       this.#restarts++;
       this.#spawn();
     }
@@ -290,13 +342,43 @@ export class Fleet {
   /** End every worker now (the pool is destroyed); resolves when all have exited. */
   async killAll(reason: string): Promise<void> {
     this.#spare?.worker.kill(reason);
-    await Promise.all(this.slots.map((s) => (s.worker.kill(reason), s.worker.exited)));
+    const exited = Promise.all(this.slots.map((s) => (s.worker.kill(reason), s.worker.exited)));
+    this.#placement?.close(); // an agent kills the workers of a host that leaves
+    await exited;
   }
 
   /** End every worker politely (the pool closes); resolves when all have exited. */
   async terminateAll(): Promise<void> {
     this.#spare?.worker.kill('closed');
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.#placement?.close();
+  }
+
+  // ------------------------------------------------------------------ remote
+
+  /** A remote pool: lease workers on the agents with room; resolves to how many were started. */
+  #fill(): number {
+    if (!this.#placement || this.hooks.closing() || this.#broken) return 0;
+    let started = 0;
+    const most = this.agents.reduce((n, a) => n + (a.welcome?.grant ?? 0), 0);
+    while (started < most && this.#spawn()) started++;
+    return started;
+  }
+
+  /**
+   * An agent drains (or DNS no longer lists it): its workers take nothing new and end once their calls are done
+   * and nothing pins them (the agent kills what is left when its grace ends); others are leased elsewhere.
+   */
+  #release(agent: AgentConnection): void {
+    for (const slot of [...this.slots]) {
+      const { worker } = slot;
+      if (this.#agentOf.get(worker) !== agent || (worker.state !== 'ready' && worker.state !== 'starting')) continue;
+      worker.retire(RELEASED);
+      if (worker.load === 0 && !worker.pinned) void worker.terminate();
+      else this.hooks.reclaim(slot);
+    }
+    if (this.#spare && this.#agentOf.get(this.#spare.worker) === agent) this.#spare.worker.kill('not needed');
+    this.#fill();
   }
 
   // ------------------------------------------------------------------ recycling
@@ -306,11 +388,11 @@ export class Fleet {
     const { worker } = slot;
     slot.lastActive = Date.now();
     if (worker.state === 'retiring') {
-      if (worker.load === 0 && worker.killReason === 'recycled') void worker.terminate();
+      if (worker.load === 0 && (worker.killReason === 'recycled' || (worker.killReason === RELEASED && !worker.pinned))) void worker.terminate();
       return;
     }
     if (worker.state !== 'ready' || slot.replacing || this.hooks.closing()) return;
-    const { maxCalls, maxRss } = this.options.recycle;
+    const { maxCalls, maxRss } = worker.recycle ?? this.options.recycle;
     if (maxCalls !== undefined && worker.served >= maxCalls) {
       void this.retire(slot, 'maxCalls');
     } else if (maxRss !== undefined && slot.lastActive - slot.rssCheckedAt >= RSS_CHECK_INTERVAL) {
@@ -320,11 +402,13 @@ export class Fleet {
     }
   }
 
-  /** Retire the workers that served calls and then sat idle `idleTimeout` ms. */
-  retireIdle(idleTimeout: number): void {
+  /** Retire the workers that served calls and then sat idle `idleTimeout` ms (a remote worker: its agent's). */
+  retireIdle(defaultIdleTimeout: number | undefined): void {
     const now = Date.now();
     for (const slot of this.slots) {
       const { worker } = slot;
+      const idleTimeout = worker.recycle ? worker.recycle.idleTimeout : defaultIdleTimeout;
+      if (idleTimeout === undefined) continue;
       if (worker.state === 'ready' && worker.load === 0 && worker.served > 0 && !slot.replacing && now - slot.lastActive >= idleTimeout) {
         void this.retire(slot, 'idleTimeout');
       }
@@ -338,6 +422,7 @@ export class Fleet {
 
   /** A context closed, a stream ended or a handle was released on `worker`: retire it if that was all that kept it. */
   unpinned(worker: PythonWorker): void {
+    if (worker.killReason === RELEASED && worker.state === 'retiring' && worker.load === 0 && !worker.pinned) void worker.terminate();
     const slot = this.#slotOf.get(worker);
     if (slot?.retireWhenFree && !worker.pinned) void this.retire(slot, slot.retireWhenFree);
   }
@@ -356,7 +441,11 @@ export class Fleet {
     }
     slot.retireWhenFree = undefined;
     slot.replacing = true;
-    const replacement = this.#spare ?? this.#spawn(false);
+    const replacement = this.#spare ?? this.#spawn(false, this.#agentOf.get(worker));
+    if (!replacement) {
+      slot.replacing = false; // no agent has room now: keep it serving; a later trigger tries again
+      return Promise.resolve();
+    }
     this.#spare = undefined;
     const takeOver = () => {
       if (this.hooks.closing() || worker.state === 'exited') {
@@ -417,14 +506,14 @@ export class Fleet {
       }
       slot.stoppedSince = undefined;
       if (maxMemory !== undefined && m.own > maxMemory) worker.kill('maxMemory');
-      else if (recycle.maxRss !== undefined && m.rss > recycle.maxRss && worker.state === 'ready' && !slot.replacing) void this.retire(slot, 'maxRss', m.rss);
+      else if ((worker.recycle ?? recycle).maxRss !== undefined && m.rss > (worker.recycle ?? recycle).maxRss! && worker.state === 'ready' && !slot.replacing) void this.retire(slot, 'maxRss', m.rss);
     }
   }
 
   /** With recycling configured, keep one worker started ahead. */
   #ensureSpare(): void {
     const { maxRss, maxCalls, idleTimeout } = this.options.recycle;
-    if (this.#spare || this.hooks.closing() || this.#broken) return;
+    if (this.#spare || this.hooks.closing() || this.#broken || this.#placement) return;
     if (maxRss === undefined && maxCalls === undefined && idleTimeout === undefined) return;
     this.#spare = this.#spawn(false);
   }

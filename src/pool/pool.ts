@@ -34,6 +34,8 @@ export type { RecycleEvent, RecycleReason, WorkerExitEvent };
 export interface WorkerStats {
   workerId: number;
   pid: number | undefined;
+  /** The machine it runs on (`os.hostname()` here; a remote worker's agent's). */
+  host: string;
   state: 'starting' | 'ready' | 'retiring' | 'exited';
   /** Requests sent to it and not yet answered. */
   inFlight: number;
@@ -281,8 +283,9 @@ export class Pool extends EventEmitter<PoolEvents> {
       });
     }
     const idleTimeout = this.#options.recycle.idleTimeout;
-    if (idleTimeout !== undefined) {
-      this.#idleTimer = every(Math.max(10, Math.min(idleTimeout / 2, 1000)), () => this.#fleet.retireIdle(idleTimeout));
+    // A remote pool's workers may have their agent's idleTimeout.
+    if (idleTimeout !== undefined || this.#options.remote) {
+      this.#idleTimer = every(idleTimeout === undefined ? 1000 : Math.max(10, Math.min(idleTimeout / 2, 1000)), () => this.#fleet.retireIdle(idleTimeout));
     }
   }
 
@@ -417,6 +420,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       perWorker: live.map((w) => ({
         workerId: w.id,
         pid: w.pid,
+        host: w.host,
         state: w.state,
         inFlight: w.load,
         completed: w.completed,
@@ -674,7 +678,8 @@ export class Pool extends EventEmitter<PoolEvents> {
 export async function createPool(options?: PoolOptions): Promise<Pool> {
   const resolved = resolvePoolOptions(options);
   await checkDirectory(resolved.cwd, 'options.cwd');
-  const python = await resolvePython(resolved);
+  // A remote pool's Python is its agents' (each says its version when it lets the host in).
+  const python = resolved.remote ? { executable: 'remote', version: 'unknown' } : await resolvePython(resolved);
   const pool = new Pool(resolved, python);
   await pool.start();
   return pool;

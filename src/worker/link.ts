@@ -56,6 +56,8 @@ export interface WorkerLink {
   lastStarted(): number | 'head' | 'all';
   /** Current and peak resident memory of the process. */
   rss(): ProcessMemory | undefined;
+  /** Why the link was lost with its machine's connection (remote links); undefined otherwise. */
+  readonly lost?: string | undefined;
 }
 
 /** How a worker's process is started. */

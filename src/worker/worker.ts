@@ -38,6 +38,8 @@ export interface WorkerConfig {
   handles?: (worker: PythonWorker) => HandleFactory;
   /** Starts its process (default: on this machine). */
   link?: LinkFactory;
+  /** Its own recycling thresholds (a remote worker's come from its agent), instead of the pool's. */
+  recycle?: { maxRss: number | undefined; maxCalls: number | undefined; idleTimeout: number | undefined };
 }
 
 export interface WorkerEvents {
@@ -94,6 +96,8 @@ export class PythonWorker {
   #state: WorkerState = 'starting';
   #killReason: string | undefined;
   readonly #link: WorkerLink;
+  /** Its own recycling thresholds (a remote worker's, from its agent); undefined: the pool's. */
+  readonly recycle: WorkerConfig['recycle'];
   readonly #data: Duplex;
   readonly #control: Duplex;
   readonly #writer: FrameWriter;
@@ -114,6 +118,7 @@ export class PythonWorker {
     this.#events = events;
     this.exited = new Promise((resolve) => (this.#resolveExited = resolve));
     this.handleFactory = config.handles?.(this);
+    this.recycle = config.recycle;
     const functions = config.functions;
     this.#callbacks = new WorkerCallbacks({
       worker: this,
@@ -168,6 +173,11 @@ export class PythonWorker {
   /** The machine its process runs on. */
   get host(): string {
     return this.#link.host;
+  }
+
+  /** Whether it ended because the connection to its machine was lost (a remote worker). */
+  get linkLost(): boolean {
+    return this.#link.lost !== undefined;
   }
 
   /** Jobs sent and not ended (the running one included, and requests running nested in a callback's wait). */

@@ -1,0 +1,509 @@
+/**
+ * The agent (`pyworkers serve`): runs worker processes on its machine and serves them over TLS to pyworkers
+ * hosts. A host leases workers (each runs for that host alone: its exec() code, contexts and handles stay its
+ * own) and speaks the worker protocol to them through the connection; the agent moves the bytes, enforces its
+ * memory cap on its processes, reports their memory, and drains on SIGTERM.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { ArgumentError } from '../errors.js';
+import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
+import { resolvePython, type PythonInfo } from '../python.js';
+import { checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkString } from '../validate.js';
+import { ProcessLink } from '../worker/link.js';
+import { after } from '../util/timers.js';
+import { formatAddress, isLoopback, parseAddress, type Address } from './address.js';
+import { MAGIC, MAX_HELLO, MAX_MESSAGE, MessageReader, MessageWriter, Msg, parseJson, REMOTE_PROTOCOL, WireError } from './wire.js';
+
+/** The worker settings an agent takes: those of a pool that shape its processes. */
+export type AgentPoolOptions = Pick<PoolOptions, 'workers' | 'python' | 'venv' | 'cwd' | 'env' | 'pythonPath' | 'setup' | 'maxMemory' | 'recycle' | 'livenessTimeout' | 'startTimeout' | 'arrays'>;
+
+export interface AgentOptions extends AgentPoolOptions {
+  /** Where to accept hosts: `'HOST:PORT'` (port 0: any free port, see `agent.address`). */
+  listen: string;
+  /** The token hosts must present (compared in constant time). Required unless `tls.ca` (mutual TLS) is given. */
+  token?: string;
+  /** The agent's certificate and key (PEM), and with `ca` the CA that hosts' client certificates must chain to. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  /** Plain TCP, no TLS: allowed only on a loopback address. */
+  insecure?: boolean;
+  /** The most workers one host may lease (default: all of `workers`). */
+  perHost?: number;
+  /** How long in ms running calls may go on after SIGTERM (`drain()`). @default 25000 */
+  drainTimeout?: number;
+  /** `'HOST:PORT'` of an HTTP server for probes: `/healthz` (alive) and `/readyz` (takes hosts; 503 while draining). */
+  health?: string;
+  /** A host silent this long (ms; it pings every second) is dropped and its workers killed. @default 15000 */
+  sessionTimeout?: number;
+  /** A connection must send its HELLO within this many ms. @default 5000 */
+  helloTimeout?: number;
+}
+
+const AGENT_KEYS = ['listen', 'token', 'tls', 'insecure', 'perHost', 'drainTimeout', 'health', 'sessionTimeout', 'helloTimeout', 'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'];
+const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'] as const;
+/** The agent reads its workers' memory this often (ms): the cap, stopped workers, the figures hosts get. */
+const WATCH_INTERVAL = 100;
+
+interface ResolvedAgentOptions {
+  listen: Address;
+  token: Buffer | undefined;
+  tls: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } | undefined;
+  perHost: number;
+  drainTimeout: number;
+  health: Address | undefined;
+  sessionTimeout: number;
+  helloTimeout: number;
+  pool: ResolvedPoolOptions;
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export function resolveAgentOptions(options: unknown): ResolvedAgentOptions {
+  checkObject(options, 'agent options');
+  checkKnownKeys(options, AGENT_KEYS, 'agent options');
+  const o = options as unknown as AgentOptions;
+  const listen = parseAddress(o.listen, 'options.listen', true);
+  const insecure = o.insecure === true;
+  if (insecure && !isLoopback(listen.host)) {
+    throw new ArgumentError(`options.insecure (no TLS) is allowed only on a loopback address, not ${formatAddress(listen)}: give tls.cert and tls.key`);
+  }
+  let tlsOptions: ResolvedAgentOptions['tls'];
+  if (o.tls !== undefined) {
+    checkObject(o.tls, 'options.tls');
+    checkKnownKeys(o.tls, ['cert', 'key', 'ca'], 'options.tls');
+    if (!o.tls.cert || !o.tls.key) throw new ArgumentError('options.tls needs both cert and key (PEM)');
+    tlsOptions = o.tls;
+  }
+  if (insecure && tlsOptions) throw new ArgumentError('options.insecure and options.tls exclude each other');
+  if (!insecure && !tlsOptions) throw new ArgumentError('An agent speaks TLS: give options.tls ({ cert, key }), or options.insecure on a loopback address');
+  const token = o.token === undefined ? undefined : checkString(o.token, 'options.token');
+  if (token !== undefined && token.length < 16) throw new ArgumentError('options.token must be at least 16 characters');
+  if (token === undefined && !tlsOptions?.ca && !insecure) {
+    throw new ArgumentError('An agent authenticates its hosts: give options.token, or options.tls.ca (mutual TLS: hosts present certificates it signed)');
+  }
+  const poolOptions: Record<string, unknown> = {};
+  for (const key of POOL_KEYS) if (o[key] !== undefined) poolOptions[key] = o[key];
+  const pool = resolvePoolOptions(poolOptions as PoolOptions, 'agent options');
+  return {
+    listen,
+    token: token === undefined ? undefined : digest(token),
+    tls: tlsOptions,
+    perHost: o.perHost === undefined ? pool.workers : checkInteger(o.perHost, 'options.perHost', 1),
+    drainTimeout: o.drainTimeout === undefined ? 25_000 : checkMilliseconds(o.drainTimeout, 'options.drainTimeout'),
+    health: o.health === undefined ? undefined : parseAddress(o.health, 'options.health', true),
+    sessionTimeout: o.sessionTimeout === undefined ? 15_000 : checkMilliseconds(o.sessionTimeout, 'options.sessionTimeout'),
+    helloTimeout: o.helloTimeout === undefined ? 5_000 : checkMilliseconds(o.helloTimeout, 'options.helloTimeout'),
+    pool,
+  };
+}
+
+/** One worker process, leased to one host on one channel of its connection. */
+interface LeasedWorker {
+  link: ProcessLink;
+  reason: string | undefined;
+  stoppedSince: number | undefined;
+}
+
+let nextWorkerId = 1;
+
+/** A host's connection. */
+class Session {
+  authed = false;
+  grant = 0;
+  readonly workers = new Map<number, LeasedWorker>();
+  lastHeard = Date.now();
+  readonly writer: MessageWriter;
+  readonly peer: string;
+  #closed = false;
+  readonly #helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly agent: Agent,
+    readonly socket: net.Socket,
+  ) {
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.writer = new MessageWriter(socket);
+    socket.setNoDelay(true);
+    const reader = new MessageReader(
+      (type, channel, payload) => this.#onMessage(type, channel, payload),
+      () => (this.authed ? MAX_MESSAGE : MAX_HELLO),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        this.close(error instanceof WireError ? `refused: ${error.message}` : String(error));
+      }
+    });
+    socket.on('error', () => this.close('connection error'));
+    socket.on('close', () => this.close('connection closed'));
+    this.#helloTimer = after(agent.options.helloTimeout, () => {
+      if (!this.authed) this.close('no HELLO in time');
+    });
+  }
+
+  /** Refuse with a reason the host can show, then end the connection. */
+  refuse(code: string, message: string): void {
+    this.writer.send(Msg.REFUSED, 0, { code, message });
+    this.socket.end();
+    this.close(message);
+  }
+
+  close(_why: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#helloTimer);
+    for (const worker of this.workers.values()) worker.link.kill();
+    this.socket.destroy();
+    this.agent.ended(this);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #onMessage(type: number, channel: number, payload: Buffer): void {
+    if (this.#closed) return;
+    if (!this.authed) {
+      if (type !== Msg.HELLO) throw new WireError(`message type ${type} before HELLO`);
+      this.#hello(parseJson(payload));
+      return;
+    }
+    switch (type) {
+      case Msg.DATA:
+        this.workers.get(channel)?.link.data.write(payload);
+        return;
+      case Msg.CONTROL:
+        this.workers.get(channel)?.link.control.write(payload);
+        return;
+      case Msg.PING:
+        this.writer.send(Msg.PONG, 0, this.agent.pong(this));
+        return;
+      case Msg.OPEN:
+        this.#open(channel);
+        return;
+      case Msg.KILL: {
+        const worker = this.workers.get(channel);
+        if (worker) {
+          worker.reason ??= 'killed by its host';
+          worker.link.kill();
+        }
+        return;
+      }
+      case Msg.END: {
+        const worker = this.workers.get(channel);
+        worker?.link.data.end();
+        worker?.link.control.end();
+        return;
+      }
+      default:
+        throw new WireError(`unknown message type ${type}`);
+    }
+  }
+
+  #hello(hello: Record<string, unknown>): void {
+    clearTimeout(this.#helloTimer);
+    if (hello.magic !== MAGIC) throw new WireError('not a pyworkers host');
+    if (hello.protocol !== REMOTE_PROTOCOL) {
+      this.refuse('ERR_REMOTE_VERSION', `this agent speaks remote protocol ${REMOTE_PROTOCOL}, the host ${JSON.stringify(hello.protocol)}: run the same pyworkers version on both`);
+      return;
+    }
+    const expected = this.agent.options.token;
+    if (expected) {
+      const given = typeof hello.token === 'string' ? digest(hello.token) : Buffer.alloc(expected.length);
+      // Compared as digests: equal lengths, and the time taken says nothing about the token.
+      if (!timingSafeEqual(given, expected) || typeof hello.token !== 'string') {
+        this.refuse('ERR_REMOTE_AUTH', 'the token is wrong');
+        return;
+      }
+    }
+    if (this.agent.draining) {
+      this.refuse('ERR_REMOTE_DRAINING', 'the agent is draining (shutting down)');
+      return;
+    }
+    const wanted = typeof hello.workers === 'number' && hello.workers >= 1 ? Math.floor(hello.workers) : Infinity;
+    this.grant = Math.min(wanted, this.agent.options.perHost, this.agent.free());
+    if (this.grant <= 0) {
+      this.refuse('ERR_REMOTE_FULL', `all ${this.agent.options.pool.workers} workers of this agent are leased to other hosts`);
+      return;
+    }
+    this.authed = true;
+    this.writer.send(Msg.WELCOME, 0, this.agent.welcome(this));
+  }
+
+  /** Start a worker for the host (up to its grant, plus one replacement starting while a retired one ends). */
+  #open(channel: number): void {
+    if (this.workers.has(channel) || channel === 0) throw new WireError(`channel ${channel} is in use`);
+    if (this.agent.draining) {
+      this.writer.send(Msg.OPENED, channel, { error: 'the agent is draining' });
+      return;
+    }
+    if (this.workers.size >= this.grant + 1) {
+      this.writer.send(Msg.OPENED, channel, { error: `this host leases ${this.grant} workers here` });
+      return;
+    }
+    const pool = this.agent.options.pool;
+    const python = this.agent.python;
+    const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined };
+    worker.link = new ProcessLink(nextWorkerId++, { executable: python.executable, cwd: pool.cwd, env: pool.env, memoryLimit: pool.maxMemory }, {
+      output: (stream, text) => this.writer.send(stream === 'stdout' ? Msg.STDOUT : Msg.STDERR, channel, text),
+      exit: (code, signal, error) => {
+        if (this.workers.get(channel) !== worker) return;
+        this.workers.delete(channel);
+        const lastStarted = worker.link.lastStarted();
+        this.writer.send(Msg.EXIT, channel, { code, signal, lastStarted: typeof lastStarted === 'number' ? lastStarted : null, reason: worker.reason ?? error?.message ?? null });
+        this.agent.exited();
+      },
+    });
+    this.workers.set(channel, worker);
+    const { data, control } = worker.link;
+    data.on('data', (chunk: Buffer) => this.writer.writeBytes(Msg.DATA, channel, chunk));
+    control.on('data', (chunk: Buffer) => this.writer.writeBytes(Msg.CONTROL, channel, chunk));
+    for (const [pipe, name] of [[data, 'data'], [control, 'control']] as const) {
+      pipe.on('error', () => {});
+      pipe.once('end', () => this.writer.send(Msg.EOF, channel, { pipe: name }));
+    }
+    this.writer.send(Msg.OPENED, channel, { pid: worker.link.pid ?? null });
+  }
+}
+
+export interface DrainOutcome {
+  /** Whether every worker was given back within the grace. */
+  drained: boolean;
+  durationMs: number;
+}
+
+/** A running agent. Start one with {@link startAgent} (or `pyworkers serve`). */
+export class Agent {
+  readonly options: ResolvedAgentOptions;
+  readonly python: PythonInfo;
+  readonly #server: net.Server;
+  #health: http.Server | undefined;
+  readonly #sessions = new Set<Session>();
+  #draining: Promise<DrainOutcome> | undefined;
+  #drainWaiters: Array<() => void> = [];
+  readonly #watchTimer: NodeJS.Timeout;
+  readonly #hostname = os.hostname();
+
+  /** @internal Use {@link startAgent}. */
+  constructor(options: ResolvedAgentOptions, python: PythonInfo) {
+    this.options = options;
+    this.python = python;
+    const accept = (socket: net.Socket) => {
+      if (this.#draining) {
+        socket.destroy();
+        return;
+      }
+      this.#sessions.add(new Session(this, socket));
+    };
+    const tlsOptions = options.tls;
+    this.#server = tlsOptions
+      ? tls.createServer({ cert: tlsOptions.cert, key: tlsOptions.key, ...(tlsOptions.ca ? { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true } : {}), minVersion: 'TLSv1.2' }, accept)
+      : net.createServer(accept);
+    // A TLS handshake that fails (no client certificate, a plain-TCP peer) never reaches `accept`.
+    this.#server.on('tlsClientError', () => {});
+    this.#watchTimer = setInterval(() => this.#watch(), WATCH_INTERVAL);
+    this.#watchTimer.unref();
+  }
+
+  /** @internal */
+  async listen(): Promise<void> {
+    await listenOn(this.#server, this.options.listen);
+    const health = this.options.health;
+    if (health) {
+      this.#health = http.createServer((req, res) => {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path === '/healthz') res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        else if (path === '/readyz') res.writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(this.ready ? 'ready\n' : 'draining\n');
+        else res.writeHead(404).end();
+      });
+      await listenOn(this.#health, health);
+    }
+  }
+
+  /** Where it listens (the real port when `listen` asked for port 0). */
+  get address(): Address {
+    const a = this.#server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Where its probes answer, with the `health` option. */
+  get healthAddress(): Address | undefined {
+    const a = this.#health?.address() as net.AddressInfo | undefined;
+    return a ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /** Takes hosts: false once draining. */
+  get ready(): boolean {
+    return !this.#draining && this.#server.listening;
+  }
+
+  get draining(): boolean {
+    return this.#draining !== undefined;
+  }
+
+  /** Hosts connected, and the workers they lease. */
+  stats(): { hosts: number; workers: number; leased: number } {
+    let workers = 0;
+    let leased = 0;
+    for (const session of this.#sessions) {
+      if (!session.authed) continue;
+      workers += session.workers.size;
+      leased += session.grant;
+    }
+    return { hosts: [...this.#sessions].filter((s) => s.authed).length, workers, leased };
+  }
+
+  /** Workers not leased to a host. */
+  free(): number {
+    return this.options.pool.workers - this.stats().leased;
+  }
+
+  /** @internal What a host learns when it is let in. */
+  welcome(session: Session): Record<string, unknown> {
+    const pool = this.options.pool;
+    return {
+      protocol: REMOTE_PROTOCOL,
+      hostname: this.#hostname,
+      grant: session.grant,
+      python: { version: this.python.version, executable: this.python.executable },
+      maxMemory: pool.maxMemory ?? null,
+      recycle: { maxRss: pool.recycle.maxRss ?? null, maxCalls: pool.recycle.maxCalls ?? null, idleTimeout: pool.recycle.idleTimeout ?? null },
+      livenessTimeout: pool.livenessTimeout,
+      setup: pool.setup,
+      pythonPath: pool.pythonPath,
+      arrays: pool.arrays,
+      startTimeout: pool.startTimeout,
+      draining: false,
+    };
+  }
+
+  /** @internal The heartbeat's answer: each worker's memory. */
+  pong(session: Session): Record<string, unknown> {
+    const workers: Record<number, [number, number, number, number]> = {};
+    for (const [channel, worker] of session.workers) {
+      const m = worker.link.rss();
+      if (m) workers[channel] = [m.rss, m.peakRss, m.own, m.stopped ? 1 : 0];
+    }
+    return { workers, draining: this.draining };
+  }
+
+  /** @internal */
+  ended(session: Session): void {
+    this.#sessions.delete(session);
+    this.exited();
+  }
+
+  /** @internal A worker exited or a host left: a drain may be complete. */
+  exited(): void {
+    if (!this.#draining) return;
+    if (this.stats().workers > 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const fn of waiters) fn();
+  }
+
+  /**
+   * Stop taking hosts and workers; tell the hosts, which give their workers back once their calls are done;
+   * after `timeout` ms kill what is left. Then close. Resolves to whether everything ended in time.
+   */
+  drain(timeout = this.options.drainTimeout): Promise<DrainOutcome> {
+    if (this.#draining) return this.#draining;
+    const started = performance.now();
+    this.#draining = (async () => {
+      this.#server.close();
+      for (const session of this.#sessions) {
+        if (session.authed) session.writer.send(Msg.DRAIN, 0, { timeout });
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const given = new Promise<boolean>((resolve) => {
+        this.#drainWaiters.push(() => resolve(true));
+        this.exited();
+      });
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeout)));
+      const drained = await Promise.race([given, late]);
+      clearTimeout(timer);
+      await this.#shutDown();
+      return { drained, durationMs: performance.now() - started };
+    })();
+    return this.#draining;
+  }
+
+  /** Kill every worker, drop every host, close. */
+  async close(): Promise<void> {
+    this.#draining ??= Promise.resolve({ drained: false, durationMs: 0 });
+    this.#server.close();
+    await this.#shutDown();
+  }
+
+  async #shutDown(): Promise<void> {
+    clearInterval(this.#watchTimer);
+    const exits: Array<Promise<void>> = [];
+    for (const session of [...this.#sessions]) {
+      for (const worker of session.workers.values()) {
+        exits.push(new Promise((resolve) => worker.link.data.once('close', () => resolve())));
+      }
+      session.socket.end();
+      session.close('agent closing');
+    }
+    await Promise.race([Promise.all(exits), new Promise((resolve) => setTimeout(resolve, 2000))]);
+    await new Promise<void>((resolve) => (this.#health ? this.#health.close(() => resolve()) : resolve()));
+    this.#health?.closeAllConnections();
+  }
+
+  /** The cap: a worker whose own memory passes maxMemory is killed; one stopped for livenessTimeout too. */
+  #watch(): void {
+    const { maxMemory, livenessTimeout } = this.options.pool;
+    const now = Date.now();
+    for (const session of this.#sessions) {
+      if (now - session.lastHeard > this.options.sessionTimeout && session.authed) {
+        session.close('host silent');
+        continue;
+      }
+      if (maxMemory === undefined && session.workers.size === 0) continue;
+      for (const worker of session.workers.values()) {
+        const m = worker.link.rss();
+        if (!m) continue;
+        if (m.stopped) {
+          worker.stoppedSince ??= now;
+          if (now - worker.stoppedSince >= livenessTimeout) {
+            worker.reason ??= `stopped for ${now - worker.stoppedSince} ms (SIGSTOP?)`;
+            worker.link.kill();
+          }
+          continue;
+        }
+        worker.stoppedSince = undefined;
+        if (maxMemory !== undefined && m.own > maxMemory) {
+          worker.reason ??= 'maxMemory';
+          worker.link.kill();
+        }
+      }
+    }
+  }
+}
+
+function listenOn(server: net.Server, address: Address): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port === 0 ? 0 : address.port, address.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Start an agent: resolves once it listens. */
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const resolved = resolveAgentOptions(options);
+  const python = await resolvePython(resolved.pool);
+  const agent = new Agent(resolved, python);
+  await agent.listen();
+  process.once('exit', () => void agent.close());
+  return agent;
+}

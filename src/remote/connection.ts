@@ -1,0 +1,388 @@
+/**
+ * The host's side of one agent: one TLS connection carrying every worker the host leases there (RemoteLinks),
+ * heartbeats that tell a silent agent within `heartbeatTimeout`, and reconnection with backoff and full jitter.
+ */
+import os from 'node:os';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { RemoteError, type RemoteReason } from '../errors.js';
+import type { LinkEvents, ProcessMemory, WorkerLink } from '../worker/link.js';
+import { after } from '../util/timers.js';
+import { formatAddress, type Address } from './address.js';
+import { MAGIC, MAX_MESSAGE, MessageReader, MessageWriter, Msg, parseJson, REMOTE_PROTOCOL, WireError } from './wire.js';
+import type { ResolvedRemoteOptions } from './options.js';
+
+/** What an agent says when it lets a host in. */
+export interface Welcome {
+  hostname: string;
+  grant: number;
+  python: { version: string; executable: string };
+  maxMemory: number | null;
+  recycle: { maxRss: number | null; maxCalls: number | null; idleTimeout: number | null };
+  livenessTimeout: number;
+  setup: string[];
+  pythonPath: string[];
+  startTimeout: number;
+}
+
+export interface ConnectionEvents {
+  /** Let in (again): its workers may be leased. */
+  welcomed(connection: AgentConnection): void;
+  /** The connection ended; its links have exited. */
+  lost(connection: AgentConnection, error: RemoteError): void;
+  /** The agent drains: give its workers back once their calls are done. */
+  draining(connection: AgentConnection): void;
+}
+
+const REFUSALS: Record<string, RemoteReason> = {
+  ERR_REMOTE_AUTH: 'auth',
+  ERR_REMOTE_VERSION: 'version',
+  ERR_REMOTE_FULL: 'full',
+  ERR_REMOTE_DRAINING: 'draining',
+};
+
+export class AgentConnection {
+  /** The address connected to, `'ip:port'`. */
+  readonly endpoint: string;
+  welcome: Welcome | undefined;
+  draining = false;
+  /** Why the last attempt failed, if it did. */
+  lastError: RemoteError | undefined;
+  /** Connections made and let in. */
+  connects = 0;
+  readonly #address: Address;
+  readonly #servername: string | undefined;
+  readonly #options: ResolvedRemoteOptions;
+  readonly #events: ConnectionEvents;
+  readonly #links = new Map<number, RemoteLink>();
+  #socket: net.Socket | undefined;
+  #writer: MessageWriter | undefined;
+  #nextChannel = 1;
+  #attempt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #lastHeard = 0;
+  #closed = false;
+  #referenced = true;
+
+  constructor(address: Address, servername: string | undefined, options: ResolvedRemoteOptions, events: ConnectionEvents) {
+    this.#address = address;
+    this.endpoint = formatAddress(address);
+    this.#servername = servername;
+    this.#options = options;
+    this.#events = events;
+  }
+
+  /** Let in and not draining: new workers may be leased here. */
+  get open(): boolean {
+    return this.welcome !== undefined && !this.draining && !this.#closed;
+  }
+
+  /** Workers leased here and not exited. */
+  get leased(): number {
+    return this.#links.size;
+  }
+
+  /** The agent's machine. */
+  get hostname(): string {
+    return this.welcome?.hostname ?? this.#address.host;
+  }
+
+  connect(): void {
+    if (this.#closed || this.#socket) return;
+    const { host, port } = this.#address;
+    const o = this.#options;
+    const socket = o.insecure
+      ? net.connect({ host, port })
+      : tls.connect({ host, port, servername: this.#servername, ca: o.ca, cert: o.cert, key: o.key, minVersion: 'TLSv1.2' });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    if (!this.#referenced) socket.unref();
+    const writer = new MessageWriter(socket);
+    this.#writer = writer;
+    let failure: RemoteError | undefined;
+    const timer = after(o.connectTimeout, () => {
+      failure = new RemoteError('unreachable', this.endpoint, `agent ${this.endpoint} did not answer within ${o.connectTimeout} ms`);
+      socket.destroy();
+    });
+    const reader = new MessageReader((type, channel, payload) => this.#onMessage(type, channel, payload), () => MAX_MESSAGE);
+    socket.once(o.insecure ? 'connect' : 'secureConnect', () => {
+      writer.send(Msg.HELLO, 0, { magic: MAGIC, protocol: REMOTE_PROTOCOL, token: o.token, workers: o.workersPerAgent, host: os.hostname(), pid: process.pid });
+    });
+    socket.on('data', (chunk: Buffer) => {
+      this.#lastHeard = Date.now();
+      if (this.welcome) clearTimeout(timer);
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        failure = error instanceof RemoteError ? error : new RemoteError('protocol', this.endpoint, `agent ${this.endpoint} sent what this host cannot read: ${(error as Error).message}`);
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      const tlsFailure = !o.insecure && (error.code?.startsWith('ERR_SSL') || error.code?.startsWith('ERR_TLS') || /certificate|self.signed|SSL|alert/i.test(error.message));
+      failure ??= new RemoteError(tlsFailure ? 'tls' : 'unreachable', this.endpoint, `agent ${this.endpoint}: ${error.message}`, { cause: error });
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (this.#socket !== socket) return;
+      this.#onLost(failure ?? new RemoteError('unreachable', this.endpoint, `the connection to agent ${this.endpoint} was closed`));
+    });
+  }
+
+  #onMessage(type: number, channel: number, payload: Buffer): void {
+    if (type === Msg.DATA) {
+      this.#links.get(channel)?.data.push(payload);
+      return;
+    }
+    if (type === Msg.CONTROL) {
+      this.#links.get(channel)?.control.push(payload);
+      return;
+    }
+    const link = channel === 0 ? undefined : this.#links.get(channel);
+    switch (type) {
+      case Msg.WELCOME:
+        this.#onWelcome(parseJson(payload) as unknown as Welcome);
+        return;
+      case Msg.REFUSED: {
+        const refusal = parseJson(payload);
+        const reason = REFUSALS[String(refusal.code)] ?? 'protocol';
+        throw new RemoteError(reason, this.endpoint, `agent ${this.endpoint} refused this host: ${String(refusal.message)}`);
+      }
+      case Msg.PONG: {
+        const pong = parseJson(payload) as { workers: Record<string, [number, number, number, number]> };
+        for (const [key, m] of Object.entries(pong.workers ?? {})) this.#links.get(Number(key))?.measured(m);
+        return;
+      }
+      case Msg.DRAIN:
+        if (!this.draining) {
+          this.draining = true;
+          this.#events.draining(this);
+        }
+        return;
+      case Msg.OPENED:
+        link?.opened(parseJson(payload));
+        return;
+      case Msg.STDOUT:
+      case Msg.STDERR:
+        link?.events.output(type === Msg.STDOUT ? 'stdout' : 'stderr', payload.toString('utf8'));
+        return;
+      case Msg.EOF:
+        if (link) (parseJson(payload).pipe === 'control' ? link.control : link.data).push(null);
+        return;
+      case Msg.EXIT:
+        if (link) {
+          this.#links.delete(channel);
+          link.exited(parseJson(payload));
+          this.#updateRef();
+        }
+        return;
+      default:
+        throw new WireError(`unknown message type ${type}`);
+    }
+  }
+
+  #onWelcome(welcome: Welcome): void {
+    if (typeof welcome.grant !== 'number' || typeof welcome.hostname !== 'string') throw new WireError('a WELCOME without its fields');
+    this.welcome = welcome;
+    this.draining = false;
+    this.lastError = undefined;
+    this.#attempt = 0;
+    this.connects++;
+    this.#lastHeard = Date.now();
+    const interval = this.#options.heartbeatInterval;
+    this.#heartbeat = setInterval(() => {
+      const silent = Date.now() - this.#lastHeard;
+      if (silent > this.#options.heartbeatTimeout) {
+        this.#socket?.destroy(new RemoteError('unreachable', this.endpoint, `agent ${this.endpoint} was silent for ${silent} ms (heartbeatTimeout ${this.#options.heartbeatTimeout} ms)`));
+        return;
+      }
+      this.#writer?.send(Msg.PING, 0);
+    }, interval);
+    this.#heartbeat.unref();
+    this.#events.welcomed(this);
+  }
+
+  #onLost(error: RemoteError): void {
+    clearInterval(this.#heartbeat);
+    this.#socket = undefined;
+    this.#writer = undefined;
+    const wasOpen = this.welcome !== undefined;
+    this.welcome = undefined;
+    this.draining = false;
+    const cause = (error as Error & { cause?: unknown }).cause;
+    const lost = cause instanceof RemoteError ? cause : error;
+    this.lastError = lost;
+    const links = [...this.#links.values()];
+    this.#links.clear();
+    for (const link of links) link.drop(`the connection to agent ${this.endpoint} was lost: ${lost.message}`);
+    if (wasOpen || links.length > 0) this.#events.lost(this, lost);
+    else this.#events.lost(this, lost);
+    if (this.#closed) return;
+    // Full jitter: a fleet of hosts that lost one agent does not come back in step.
+    const ceiling = Math.min(this.#options.reconnect.maxDelay, this.#options.reconnect.initialDelay * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 30);
+    this.#retryTimer = setTimeout(() => this.connect(), Math.random() * ceiling);
+    this.#retryTimer.unref();
+  }
+
+  /** Lease a worker: its process starts on the agent; the link speaks to it through this connection. */
+  openLink(events: LinkEvents): RemoteLink {
+    const channel = this.#nextChannel;
+    this.#nextChannel = this.#nextChannel >= 0xfffffff0 ? 1 : this.#nextChannel + 1;
+    const link = new RemoteLink(this, channel, events);
+    if (!this.#writer || !this.welcome) {
+      queueMicrotask(() => link.drop(`agent ${this.endpoint} is not connected`));
+      return link;
+    }
+    this.#links.set(channel, link);
+    this.#writer.send(Msg.OPEN, channel);
+    this.#updateRef();
+    return link;
+  }
+
+  /** @internal */
+  write(type: number, channel: number, bytes?: Uint8Array): void {
+    if (!this.#writer || !this.#links.has(channel)) return;
+    if (bytes) this.#writer.writeBytes(type, channel, bytes);
+    else this.#writer.send(type, channel);
+  }
+
+  /** @internal Keep Node alive while a link wants it. */
+  updateRef(): void {
+    this.#updateRef();
+  }
+
+  #updateRef(): void {
+    let wanted = false;
+    for (const link of this.#links.values()) if (link.referenced) wanted = true;
+    if (wanted === this.#referenced) return;
+    this.#referenced = wanted;
+    if (wanted) this.#socket?.ref();
+    else this.#socket?.unref();
+  }
+
+  /** Stop: no reconnection; the links are lost. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#socket?.destroy();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+/** A worker process on an agent, through its host's connection. */
+export class RemoteLink implements WorkerLink {
+  pid: number | undefined;
+  readonly data: Duplex;
+  readonly control: Duplex;
+  readonly directRead = undefined;
+  readonly events: LinkEvents;
+  referenced = true;
+  #memory: ProcessMemory | undefined;
+  #lastStarted: number | 'head' | 'all' = 'all';
+  #exited = false;
+  #lostWith: string | undefined;
+
+  constructor(
+    private readonly connection: AgentConnection,
+    private readonly channel: number,
+    events: LinkEvents,
+  ) {
+    this.events = events;
+    this.data = pipeStream((bytes) => connection.write(Msg.DATA, channel, bytes), () => connection.write(Msg.END, channel));
+    this.control = pipeStream((bytes) => connection.write(Msg.CONTROL, channel, bytes));
+  }
+
+  get host(): string {
+    return this.connection.hostname;
+  }
+
+  /** The agent's address. */
+  get endpoint(): string {
+    return this.connection.endpoint;
+  }
+
+  /** Why the link was lost with its connection (undefined: the agent reported the exit, or it runs). */
+  get lost(): string | undefined {
+    return this.#lostWith;
+  }
+
+  kill(): void {
+    if (!this.#exited) this.connection.write(Msg.KILL, this.channel);
+  }
+
+  setRef(on: boolean): void {
+    this.referenced = on;
+    this.connection.updateRef();
+  }
+
+  lastStarted(): number | 'head' | 'all' {
+    return this.#lastStarted;
+  }
+
+  rss(): ProcessMemory | undefined {
+    return this.#exited ? undefined : this.#memory;
+  }
+
+  /** @internal */
+  measured([rss, peakRss, own, stopped]: [number, number, number, number]): void {
+    this.#memory = { rss, peakRss, own, stopped: stopped === 1 };
+  }
+
+  /** @internal */
+  opened(answer: Record<string, unknown>): void {
+    if (typeof answer.pid === 'number') this.pid = answer.pid;
+    else if (typeof answer.error === 'string') this.drop(`agent ${this.connection.endpoint} did not start a worker: ${answer.error}`, 'head');
+  }
+
+  /** @internal The agent reported the exit. */
+  exited(info: Record<string, unknown>): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    this.#lastStarted = typeof info.lastStarted === 'number' ? info.lastStarted : 'head';
+    const reason = typeof info.reason === 'string' ? info.reason : undefined;
+    this.#end();
+    this.events.exit((info.code as number | null) ?? null, (info.signal as NodeJS.Signals | null) ?? null, reason ? new Error(reason) : undefined);
+  }
+
+  /** @internal The connection ended: what the worker started is unknown, so every request sent may have run. */
+  drop(why: string, started: 'head' | 'all' = 'all'): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    this.#lostWith = why;
+    this.#lastStarted = started;
+    this.#end();
+    this.events.exit(null, null, new Error(why));
+  }
+
+  #end(): void {
+    this.data.push(null);
+    this.control.push(null);
+  }
+}
+
+/** A worker's pipe as a stream: what is written goes to the agent; what the agent relays is pushed. */
+function pipeStream(send: (bytes: Uint8Array) => void, onEnd?: () => void): Duplex {
+  return new Duplex({
+    allowHalfOpen: true,
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      send(chunk);
+      callback();
+    },
+    writev(chunks, callback) {
+      for (const { chunk } of chunks) send(chunk as Buffer);
+      callback();
+    },
+    final(callback) {
+      onEnd?.();
+      callback();
+    },
+  });
+}
