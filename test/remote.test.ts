@@ -1,0 +1,371 @@
+/**
+ * Remote workers: `pyworkers serve` agents as processes of their own, and pools that lease their workers over
+ * TLS. The API is the local pool's; these tests check that it holds through an agent, and what an agent lets in.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { createPool, RemoteError, WorkerCrashedError, ContextLostError, type Pool } from '../src/index.js';
+import { rejection, sleep, until } from './helpers.js';
+import { AgentProcess, freePort, hasOpenssl, makeCerts, remoteOptions, TOKEN } from './remote-helpers.js';
+
+const skip = !hasOpenssl() && 'openssl is not installed (CI installs it)';
+
+const pools = new Set<Pool>();
+async function remotePool(agents: AgentProcess[], remote: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<Pool> {
+  const pool = await createPool({ forwardOutput: false, ...options, remote: remoteOptions(agents, remote) as never });
+  pools.add(pool);
+  return pool;
+}
+async function closeAll() {
+  const open = [...pools];
+  pools.clear();
+  await Promise.all(open.map((p) => p.destroy()));
+}
+
+describe('a remote pool has the local API', { skip }, () => {
+  let agent: AgentProcess;
+  let pool: Pool;
+  before(async () => {
+    agent = await AgentProcess.start({ args: ['--workers', '2'] });
+    pool = await remotePool([agent]);
+  });
+  after(async () => {
+    await closeAll();
+    await agent.stop();
+  });
+
+  test('call, eval, exec (on every leased worker)', async () => {
+    assert.equal(await pool.call('math', 'sqrt', [16]), 4);
+    assert.equal(await pool.eval('x * y', { x: 6, y: 7 }), 42);
+    await pool.exec('def double(x):\n    return x * 2');
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.call('__main__', 'double', [i])));
+    assert.deepEqual(results, Array.from({ length: 20 }, (_, i) => i * 2));
+    assert.equal(pool.stats().workers, 2);
+  });
+
+  test('values cross both ways: bytes, typed arrays, big ints, nested', async () => {
+    const value = { b: new Uint8Array([1, 2, 3]), big: 2n ** 80n, list: [1.5, 'two', null, true], nested: { deep: [[1], [2]] } };
+    assert.deepEqual(await pool.eval('v', { v: value }), value);
+    const array = new Float64Array(300_000).map((_, i) => i);
+    const back = await pool.eval('a', { a: array });
+    assert.equal(back.data.length, 300_000);
+    assert.equal(back.data[299_999], 299_999);
+  });
+
+  test('contexts keep their namespace on one remote worker', async () => {
+    const ctx = pool.context();
+    await ctx.exec('counter = 0');
+    for (let i = 0; i < 5; i++) await ctx.exec('counter += 1');
+    assert.equal(await ctx.eval('counter'), 5);
+    const other = pool.context();
+    assert.equal(await other.eval("globals().get('counter')"), null);
+    await ctx.close();
+    await other.close();
+  });
+
+  test('streams, flow-controlled', async () => {
+    const items: number[] = [];
+    for await (const x of pool.streamEval<number>('(i * i for i in range(5000))', null, { highWaterMark: 64 })) items.push(x);
+    assert.equal(items.length, 5000);
+    assert.equal(items[4999], 4999 * 4999);
+  });
+
+  test('handles and callbacks', async () => {
+    await using list = await pool.evalRef('[3, 1, 2]');
+    await list.call('sort');
+    assert.deepEqual(await list.value(), [1, 2, 3]);
+    pool.expose('twice', (x: number) => x * 2);
+    assert.equal(await pool.eval('__import__("pyworkers").host.twice(21)'), 42);
+    pool.unexpose('twice');
+  });
+
+  test('timeouts interrupt Python on the agent', async () => {
+    const error = await rejection(pool.call('time', 'sleep', [10], { timeout: 300 }));
+    assert.equal(error.code, 'ERR_TIMEOUT');
+    assert.equal(await pool.eval('1 + 1'), 2);
+  });
+
+  test("memoryStats() names each worker's machine", async () => {
+    const stats = await pool.memoryStats();
+    assert.equal(stats.workers.length, 2);
+    for (const w of stats.workers) {
+      assert.equal(w.host, os.hostname()); // the agent runs here, on loopback
+      assert.ok(w.rss! > 1e6, `rss ${w.rss}`);
+      assert.notEqual(w.pid, process.pid);
+    }
+    for (const w of pool.stats().perWorker) assert.equal(w.host, os.hostname());
+  });
+
+  test('print() output of a remote worker reaches the host', async () => {
+    const lines: string[] = [];
+    pool.on('stdout', (e) => lines.push(e.text));
+    await pool.exec('print("hello from the agent")');
+    assert.ok(await until(() => lines.join('').includes('hello from the agent')));
+  });
+});
+
+describe('createPool({ remote }) options', () => {
+  test('what shapes the processes is the agent\'s', async () => {
+    for (const key of ['workers', 'maxMemory', 'recycle', 'python', 'venv']) {
+      const error = await rejection(createPool({ [key]: key === 'recycle' ? { maxCalls: 1 } : key === 'workers' ? 2 : key === 'maxMemory' ? '1GiB' : 'x', remote: { endpoints: ['127.0.0.1:1'] } } as never));
+      assert.equal(error.code, 'ERR_INVALID_ARGUMENT');
+      assert.match(error.message, new RegExp(`options\\.${key}.*agent`));
+    }
+  });
+
+  test('bad remote options are named', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ endpoints: [] }, /options\.remote\.endpoints/],
+      [{ endpoints: ['nohost'] }, /options\.remote\.endpoints\[0\]/],
+      [{ endpoints: ['10.1.2.3:7700'], insecure: true }, /insecure.*loopback/],
+      [{ endpoints: ['127.0.0.1:7700'], cert: 'x' }, /cert and options\.remote\.key/],
+      [{ endpoints: ['127.0.0.1:7700'], heartbeatInterval: 1000, heartbeatTimeout: 500 }, /heartbeatTimeout/],
+      [{ endpoints: ['127.0.0.1:7700'], bogus: 1 }, /bogus/],
+    ];
+    for (const [remote, message] of cases) {
+      const error = await rejection(createPool({ remote } as never));
+      assert.equal(error.code, 'ERR_INVALID_ARGUMENT', String(message));
+      assert.match(error.message, message);
+    }
+  });
+
+  test('no agent reachable: createPool rejects with ERR_REMOTE after startTimeout', async () => {
+    const port = await freePort();
+    const error = await rejection(createPool({ startTimeout: 800, remote: { endpoints: [`127.0.0.1:${port}`], token: TOKEN } }));
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.code, 'ERR_REMOTE');
+    assert.equal(error.reason, 'unreachable');
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  });
+});
+
+describe('what an agent lets in', { skip }, () => {
+  let agent: AgentProcess;
+  before(async () => {
+    agent = await AgentProcess.start({ args: ['--workers', '2'] });
+  });
+  after(async () => {
+    await closeAll();
+    await agent.stop();
+  });
+
+  /** The agent still serves a good host. */
+  async function stillServes() {
+    const pool = await remotePool([agent], { workersPerAgent: 1 });
+    assert.equal(await pool.eval('6 * 7'), 42);
+    await pool.close();
+    pools.delete(pool);
+  }
+
+  test('a wrong token is refused before any request (ERR_REMOTE, reason auth)', async () => {
+    const error = await rejection(createPool({ startTimeout: 2000, remote: { ...remoteOptions([agent]), token: 'not-the-token-0123456789' } }));
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.reason, 'auth');
+    assert.match(error.message, /token is wrong/);
+    const none = await rejection(createPool({ startTimeout: 2000, remote: { ...remoteOptions([agent]), token: undefined } }));
+    assert.equal(none.reason, 'auth');
+    await stillServes();
+  });
+
+  test('a host that does not trust the certificate refuses the agent (reason tls)', async () => {
+    const error = await rejection(createPool({ startTimeout: 2000, remote: { ...remoteOptions([agent]), ca: makeCerts().otherCa } }));
+    assert.equal(error.reason, 'tls');
+    await stillServes();
+  });
+
+  test('plain TCP to a TLS agent goes nowhere; the agent keeps serving', async () => {
+    const error = await rejection(createPool({ startTimeout: 1500, remote: { endpoints: [agent.endpoint], token: TOKEN, insecure: true } }));
+    assert.equal(error.code, 'ERR_REMOTE');
+    await stillServes();
+  });
+
+  /** Open a TLS connection, write `bytes`, and resolve when the agent closes it (with what it answered). */
+  function hostile(bytes: Buffer, waitMs = 8000): Promise<{ closedAfterMs: number; answer: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const chunks: Buffer[] = [];
+      const socket = tls.connect({ host: '127.0.0.1', port: agent.port, ca: makeCerts().ca }, () => socket.write(bytes));
+      socket.on('data', (c) => chunks.push(c));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve({ closedAfterMs: Date.now() - started, answer: Buffer.concat(chunks) }));
+      setTimeout(() => {
+        socket.destroy();
+        reject(new Error('the agent kept the connection open'));
+      }, waitMs);
+    });
+  }
+  const hello = (fields: Record<string, unknown>) => {
+    const body = Buffer.from(JSON.stringify({ magic: 'pyworkers-remote', protocol: 1, ...fields }));
+    const head = Buffer.alloc(9);
+    head.writeUInt32LE(5 + body.length, 0);
+    head[4] = 1;
+    return Buffer.concat([head, body]);
+  };
+
+  test('garbage bytes, an oversized frame, a request before HELLO: closed at once; the agent keeps serving', async () => {
+    const garbage = await hostile(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    assert.ok(garbage.closedAfterMs < 2000);
+    const huge = Buffer.alloc(9);
+    huge.writeUInt32LE(1024 ** 3, 0); // a 1 GiB message announced: refused from its header
+    huge[4] = 1;
+    const oversized = await hostile(huge);
+    assert.ok(oversized.closedAfterMs < 2000);
+    const open = Buffer.alloc(9);
+    open.writeUInt32LE(5, 0);
+    open[4] = 4; // OPEN before HELLO
+    open.writeUInt32LE(1, 5);
+    const early = await hostile(open);
+    assert.equal(early.answer.length, 0, 'no worker was started for it');
+    const random = await hostile(Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
+    assert.ok(random.closedAfterMs < 2000);
+    await stillServes();
+  });
+
+  test('a wrong protocol version is refused with its reason; a silent peer is dropped after the HELLO timeout', async () => {
+    const wrong = await hostile(hello({ protocol: 99, token: TOKEN }));
+    assert.match(wrong.answer.subarray(9).toString(), /ERR_REMOTE_VERSION/);
+    const bad = await hostile(hello({ token: 'x'.repeat(24) }));
+    assert.match(bad.answer.subarray(9).toString(), /ERR_REMOTE_AUTH/);
+    const silent = await hostile(Buffer.alloc(0), 9000);
+    assert.ok(silent.closedAfterMs >= 4000 && silent.closedAfterMs < 8000, `closed after ${silent.closedAfterMs} ms`);
+    await stillServes();
+  });
+
+  test('the agent refuses to start without TLS off loopback, or without a way to authenticate', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      try {
+        execFileSync(process.execPath, ['dist/cli/main.js', 'serve', ...args], { env: { ...process.env, PYWORKERS_TOKEN: '', ...env }, stdio: 'pipe' });
+        return { status: 0, stderr: '' };
+      } catch (error) {
+        const e = error as { status: number; stderr: Buffer };
+        return { status: e.status, stderr: e.stderr.toString() };
+      }
+    };
+    const far = run(['--listen', '0.0.0.0:0', '--insecure']);
+    assert.equal(far.status, 2);
+    assert.match(far.stderr, /--insecure.*loopback/);
+    const c = makeCerts();
+    const noAuth = run(['--listen', '127.0.0.1:0', '--tls-cert', c.files.cert, '--tls-key', c.files.key]);
+    assert.equal(noAuth.status, 2);
+    assert.match(noAuth.stderr, /token|tls-ca/);
+  });
+});
+
+describe('mutual TLS', { skip }, () => {
+  let agent: AgentProcess;
+  before(async () => {
+    const c = makeCerts();
+    agent = await AgentProcess.start({ args: ['--workers', '1', '--tls-ca', c.files.ca], env: { PYWORKERS_TOKEN: '' } });
+  });
+  after(async () => {
+    await closeAll();
+    await agent.stop();
+  });
+
+  test('a host without a client certificate is refused at the handshake; with one it is let in', async () => {
+    const c = makeCerts();
+    const error = await rejection(createPool({ startTimeout: 2000, remote: { endpoints: [agent.endpoint], ca: c.ca } }));
+    assert.equal(error.code, 'ERR_REMOTE');
+    const pool = await remotePool([agent], { token: undefined, cert: c.clientCert, key: c.clientKey });
+    assert.equal(await pool.eval('2 ** 10'), 1024);
+  });
+});
+
+describe('agents join, leave and fail', { skip }, () => {
+  after(closeAll);
+
+  test('exec() is replayed on agents that join later; work goes to the agent with room', async () => {
+    const first = await AgentProcess.start({ args: ['--workers', '1'] });
+    const port = await freePort();
+    try {
+      const pool = await remotePool([first, { endpoint: `127.0.0.1:${port}` } as AgentProcess], { reconnect: { initialDelay: 50, maxDelay: 200 } });
+      await pool.exec('def where():\n    import os\n    return os.getpid()');
+      const second = await AgentProcess.start({ port, args: ['--workers', '1'] });
+      try {
+        assert.ok(await until(() => pool.stats().perWorker.filter((w) => w.state === 'ready').length === 2, 10_000), 'the second agent joined');
+        const pids = new Set(await Promise.all(Array.from({ length: 40 }, () => pool.call('time', 'sleep', [0.01]).then(() => pool.call('__main__', 'where')))));
+        assert.equal(pids.size, 2, 'both agents ran where()');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await first.stop();
+    }
+  });
+
+  test('an agent SIGKILLed: running calls reject with WorkerCrashedError, queued ones run on the other, contexts are lost, the host reconnects', async () => {
+    const a = await AgentProcess.start({ args: ['--workers', '1'] });
+    const b = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const pool = await remotePool([a, b], { reconnect: { initialDelay: 50, maxDelay: 200 } }, { pipelineDepth: 1 });
+      const pids = await Promise.all([0, 1].map(() => pool.call('os', 'getpid')));
+      const ctx = pool.context();
+      await ctx.exec('x = 1');
+      const ctxPid = await ctx.call('os', 'getpid');
+      // Both workers busy, then 6 calls queued in the host.
+      const running = [pool.call('time', 'sleep', [1.5]), pool.call('time', 'sleep', [1.5])];
+      await sleep(200);
+      const queued = Array.from({ length: 6 }, (_, i) => pool.eval('i', { i }));
+      const victim = [a, b].find((agent) => agent.pid !== undefined)!;
+      victim.signal('SIGKILL');
+      const outcomes = await Promise.allSettled(running);
+      const crashed = outcomes.filter((o) => o.status === 'rejected');
+      assert.equal(crashed.length, 1, 'the call running on the killed agent');
+      assert.ok((crashed[0] as PromiseRejectedResult).reason instanceof WorkerCrashedError);
+      assert.deepEqual(await Promise.all(queued), [0, 1, 2, 3, 4, 5], 'the queued calls ran elsewhere');
+      // The context lived on one of them: lost if it was the victim's.
+      const lostCtx = await ctx.eval('x').then(() => false, (error) => (assert.ok(error instanceof ContextLostError || error instanceof WorkerCrashedError, String(error)), true));
+      assert.equal(typeof lostCtx, 'boolean');
+      assert.ok(pids.length === 2 && ctxPid > 0);
+      // The agent comes back on its port: the host reconnects and leases again.
+      const back = await AgentProcess.start({ port: victim.port, args: ['--workers', '1'] });
+      try {
+        assert.ok(await until(() => pool.stats().perWorker.filter((w) => w.state === 'ready').length === 2, 10_000), 'reconnected');
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  test('a SIGSTOPped agent is detected by heartbeats within heartbeatTimeout; the other keeps serving meanwhile', async () => {
+    const a = await AgentProcess.start({ args: ['--workers', '1'] });
+    const b = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const pool = await remotePool([a, b], { heartbeatInterval: 100, heartbeatTimeout: 600 }, { pipelineDepth: 1 });
+      const hostOf = new Map<number, AgentProcess>();
+      await pool.exec('import os');
+      // Find which worker is on a: a call there that sleeps, and a then stopped.
+      const stuck = pool.call('time', 'sleep', [0.5]);
+      await sleep(50);
+      a.signal('SIGSTOP');
+      const stopped = Date.now();
+      let served = 0;
+      const load = (async () => {
+        while (Date.now() - stopped < 2000) {
+          await pool.eval('1');
+          served++;
+        }
+      })();
+      const outcome = await stuck.then(() => 'ok', (error) => error);
+      await load;
+      assert.ok(served > 20, `the other agent served ${served} calls meanwhile`);
+      if (outcome !== 'ok') {
+        assert.ok(outcome instanceof WorkerCrashedError);
+        assert.ok(Date.now() - stopped < 2500);
+      }
+      assert.ok(await until(() => pool.stats().workers === 1, 3000), 'the stopped agent\'s worker was given up');
+      void hostOf;
+      a.signal('SIGCONT');
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
