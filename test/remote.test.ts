@@ -3,7 +3,6 @@
  * TLS. The API is the local pool's; these tests check that it holds through an agent, and what an agent lets in.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
