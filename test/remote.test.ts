@@ -368,3 +368,89 @@ describe('agents join, leave and fail', { skip }, () => {
     }
   });
 });
+
+describe('the agent runs its workers: caps, recycling, drain', { skip }, () => {
+  after(closeAll);
+
+  test('--max-memory is enforced by the agent: a worker past it fails or is killed, and is replaced', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1', '--max-memory', '128MiB'] });
+    try {
+      const pool = await remotePool([agent]);
+      assert.equal((await pool.memoryStats()).workers[0]!.memoryLimit, 128 * 2 ** 20);
+      const error = await rejection(pool.eval("b'x' * (400 * 2**20)"));
+      assert.ok(error.type === 'MemoryError' || error instanceof WorkerCrashedError, String(error));
+      assert.equal(await pool.eval('1 + 1'), 2);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  test('--max-calls recycles on the agent\'s terms: a new process, no call lost', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1', '--max-calls', '5'] });
+    try {
+      const pool = await remotePool([agent]);
+      const recycled: string[] = [];
+      pool.on('recycle', (e) => recycled.push(e.reason));
+      const pids: number[] = [];
+      // The replacement starts on the agent while the old worker keeps serving: calls never wait for it.
+      for (let i = 0; i < 200 && new Set(pids).size < 2; i++) {
+        pids.push(await pool.call('os', 'getpid'));
+        await sleep(20);
+      }
+      assert.equal(new Set(pids).size, 2, `pids ${pids}`);
+      assert.ok(pids.indexOf(pids.at(-1)!) >= 5, 'the first worker served its 5 calls');
+      assert.deepEqual(recycled, ['maxCalls']);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  test('SIGTERM: the agent finishes running calls, refuses new hosts, reports not ready, and exits 0; calls go to the other agent', async () => {
+    const health = await freePort();
+    const a = await AgentProcess.start({ args: ['--workers', '1', '--health', `127.0.0.1:${health}`, '--drain-timeout', '5s'] });
+    const b = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const ready = async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).status;
+      assert.equal(await ready(), 200);
+      assert.equal((await fetch(`http://127.0.0.1:${health}/healthz`)).status, 200);
+      const pool = await remotePool([a, b], {}, { pipelineDepth: 1 });
+      const pidA = await pool.exec('import os').then(() => Promise.all([pool.call('os', 'getpid'), pool.call('os', 'getpid')]));
+      assert.equal(pidA.length, 2);
+      // One slow call on each agent, then SIGTERM to a.
+      const slow = [pool.eval('__import__("time").sleep(1.2) or os.getpid()'), pool.eval('__import__("time").sleep(1.2) or os.getpid()')];
+      await sleep(200);
+      a.signal('SIGTERM');
+      assert.ok(await until(async () => (await ready().catch(() => 0)) !== 200, 2000), '/readyz turned 503 (or closed)');
+      const more = await Promise.all(Array.from({ length: 10 }, () => pool.eval('os.getpid()')));
+      const finished = await Promise.all(slow);
+      assert.equal(finished.length, 2, 'both running calls finished');
+      const exit = await a.exited;
+      assert.equal(exit.code, 0);
+      assert.match(a.stderr, /drained/);
+      assert.ok(more.every((pid) => typeof pid === 'number'));
+      assert.equal(await pool.eval('6 * 7'), 42);
+      assert.ok(await until(() => pool.stats().workers === 1, 3000));
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  test('an idle remote pool does not keep Node alive', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const { execFileSync } = await import('node:child_process');
+      const script = `
+        import { createPool } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+        const pool = await createPool({ remote: ${JSON.stringify(remoteOptions([agent]))} });
+        console.log(await pool.eval('40 + 2'));
+      `;
+      const started = Date.now();
+      const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(out.trim(), '42');
+      assert.ok(Date.now() - started < 15_000);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
