@@ -36,18 +36,22 @@ export function hasOpenssl(): boolean {
 
 let certs: Certs | undefined;
 
+const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+const openssl = (dir: string, ...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+
+/** A key and a certificate `name`.crt in `dir`, signed by the CA there (ca.crt, ca.key), with the extensions `ext`. */
+function signWithCa(dir: string, name: string, ext: string): void {
+  openssl(dir, 'req', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  writeFileSync(path.join(dir, `${name}.ext`), ext);
+  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+}
+
 /** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made once per test file. */
 export function makeCerts(): Certs {
   if (certs) return certs;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pyworkers-certs-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  for (const ca of ['ca', 'other-ca']) ssl('req', '-x509', ...key, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-subj', `/CN=pyworkers ${ca}`, '-days', '2');
-  const sign = (name: string, ext: string) => {
-    ssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    writeFileSync(path.join(dir, `${name}.ext`), ext);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
-  };
+  for (const ca of ['ca', 'other-ca']) openssl(dir, 'req', '-x509', ...NEW_KEY, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-subj', `/CN=pyworkers ${ca}`, '-days', '2');
+  const sign = (name: string, ext: string) => signWithCa(dir, name, ext);
   sign('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   sign('client', 'extendedKeyUsage=clientAuth\n');
   writeFileSync(path.join(dir, 'token'), `${TOKEN}\n`);
@@ -63,6 +67,20 @@ export function makeCerts(): Certs {
     files: { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key'), tokenFile: path.join(dir, 'token') },
   };
   return certs;
+}
+
+let serverCerts = 0;
+
+/**
+ * A server certificate signed by makeCerts()' CA for other addresses than 127.0.0.1 and localhost (an agent
+ * listening in a network namespace): `sans` as openssl writes them, e.g. `['IP:10.213.0.2']`.
+ */
+export function makeServerCert(sans: string[]): { cert: string; key: string; files: { cert: string; key: string } } {
+  const { dir } = makeCerts();
+  const name = `server-${process.pid}-${++serverCerts}`;
+  signWithCa(dir, name, `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth\n`);
+  const files = { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };
+  return { cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8'), files };
 }
 
 /** A port free now (for an agent that must come back on the same one). */
@@ -85,13 +103,18 @@ process.once('exit', () => {
 /** `pyworkers serve` in a process of its own. */
 export class AgentProcess {
   readonly child: ChildProcess;
+  /** The address it listens on. */
+  readonly host: string;
   port = 0;
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  private constructor(args: string[], env: NodeJS.ProcessEnv) {
-    const command = existsSync(BUILT) ? [BUILT] : ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')];
-    this.child = spawn(process.execPath, [...command, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  private constructor(args: string[], env: NodeJS.ProcessEnv, host: string, prefix: string[]) {
+    this.host = host;
+    const command = [process.execPath, ...(existsSync(BUILT) ? [BUILT] : ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')]), 'serve', ...args];
+    // A prefix that execs its command (`ip netns exec NS`) keeps the pid: signals reach the agent itself.
+    const [file, ...rest] = [...prefix, ...command];
+    this.child = spawn(file!, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (text: string) => (this.stderr += text));
     running.add(this);
@@ -101,12 +124,17 @@ export class AgentProcess {
     }));
   }
 
-  /** Start one and wait until it listens. `port` 0: any. */
-  static async start(options: { port?: number; args?: string[]; tls?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<AgentProcess> {
-    const c = options.tls === false ? undefined : makeCerts();
+  /**
+   * Start one and wait until it listens. `port` 0: any. `host`: where it listens (default 127.0.0.1; another
+   * address needs a `cert` for it, see makeServerCert()). `prefix`: a command that runs it, e.g.
+   * `['ip', 'netns', 'exec', NS]` (it must exec the agent, keeping the pid).
+   */
+  static async start(options: { port?: number; args?: string[]; tls?: boolean; env?: NodeJS.ProcessEnv; host?: string; cert?: { files: { cert: string; key: string } }; prefix?: string[] } = {}): Promise<AgentProcess> {
+    const c = options.tls === false ? undefined : (options.cert ?? makeCerts());
     const security = c ? ['--tls-cert', c.files.cert, '--tls-key', c.files.key] : ['--insecure'];
-    const args = ['--listen', `127.0.0.1:${options.port ?? 0}`, ...security, ...(options.args ?? ['--workers', '1'])];
-    const agent = new AgentProcess(args, { PYWORKERS_TOKEN: TOKEN, ...options.env });
+    const host = options.host ?? '127.0.0.1';
+    const args = ['--listen', `${host}:${options.port ?? 0}`, ...security, ...(options.args ?? ['--workers', '1'])];
+    const agent = new AgentProcess(args, { PYWORKERS_TOKEN: TOKEN, ...options.env }, host, options.prefix ?? []);
     const deadline = Date.now() + 20_000;
     while (!/listening on [^ ]+:(\d+)/.test(agent.stderr)) {
       if (agent.child.exitCode !== null || Date.now() > deadline) throw new Error(`the agent did not start: ${agent.stderr}`);
@@ -121,7 +149,7 @@ export class AgentProcess {
   }
 
   get endpoint(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -138,4 +166,51 @@ export class AgentProcess {
 /** The remote options of a pool on these agents, over TLS with the token. */
 export function remoteOptions(agents: AgentProcess[], extra: Record<string, unknown> = {}) {
   return { endpoints: agents.map((a) => a.endpoint), token: TOKEN, ca: makeCerts().ca, ...extra };
+}
+
+/** A TCP proxy in front of an agent whose connections a test can cut (both directions, at once). */
+export class CutProxy {
+  readonly #server: net.Server;
+  readonly #pairs = new Set<[net.Socket, net.Socket]>();
+  port = 0;
+  cuts = 0;
+
+  constructor(private readonly target: () => number) {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect({ host: '127.0.0.1', port: this.target() });
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      const end = () => {
+        this.#pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      for (const socket of pair) {
+        socket.on('error', end);
+        socket.on('close', end);
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  /** Drop every connection through it. */
+  cut(): void {
+    this.cuts++;
+    for (const [a, b] of [...this.#pairs]) {
+      a.destroy();
+      b.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
 }

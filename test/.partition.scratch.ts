@@ -1,0 +1,18 @@
+import { spawn } from 'node:child_process';
+import { createPool } from '../src/index.js';
+import { sleep, until } from './helpers.js';
+import { AgentProcess, remoteOptions } from './remote-helpers.js';
+const a = await AgentProcess.start({ args: ['--workers', '1'] });
+const relay = spawn(process.execPath, ['/tmp/netem-shim/relay2.cjs', '127.0.0.1', String(a.port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+let out = ''; relay.stderr!.on('data', (c) => (out += c));
+await until(() => /relay (\d+)/.test(out));
+Object.defineProperty(a, 'endpoint', { get: () => `127.0.0.1:${/relay (\d+)/.exec(out)![1]}` });
+const pool = await createPool({ forwardOutput: false, remote: remoteOptions([a], { heartbeatInterval: 100, heartbeatTimeout: 800, connectTimeout: 1000, reconnect: { initialDelay: 50, maxDelay: 500 } }) as never });
+console.log('workers', pool.stats().workers);
+relay.kill('SIGUSR1'); const t0 = Date.now();
+await until(() => pool.stats().workers === 0, 5000); console.log('lost after', Date.now() - t0);
+await sleep(500); relay.kill('SIGUSR2'); console.log('healed at', Date.now() - t0);
+const ok = await until(() => pool.stats().perWorker.filter((w) => w.state === 'ready').length === 1, 25_000, 50);
+console.log('back:', ok, 'at', Date.now() - t0);
+console.log('agent stderr:', a.stderr);
+await pool.destroy(); relay.kill(); await a.stop();
