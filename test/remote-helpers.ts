@@ -172,6 +172,8 @@ export function remoteOptions(agents: AgentProcess[], extra: Record<string, unkn
 export class CutProxy {
   readonly #server: net.Server;
   readonly #pairs = new Set<[net.Socket, net.Socket]>();
+  /** Connections alive during a partition: their bytes are dropped, and their ends are not told of closes. */
+  #partitioned = false;
   port = 0;
   cuts = 0;
 
@@ -183,14 +185,18 @@ export class CutProxy {
       const end = () => {
         this.#pairs.delete(pair);
         client.destroy();
-        upstream.destroy();
+        if (!this.#partitioned) upstream.destroy(); // in a partition the agent hears nothing, not even a close
       };
       for (const socket of pair) {
         socket.on('error', end);
         socket.on('close', end);
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        if (!this.#partitioned) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.#partitioned) client.write(chunk);
+      });
     });
   }
 
@@ -209,7 +215,17 @@ export class CutProxy {
     }
   }
 
+  /** A network partition: from now until `heal()`, nothing passes either way and no side learns of the other's closes. */
+  partition(): void {
+    this.#partitioned = true;
+  }
+
+  heal(): void {
+    this.#partitioned = false;
+  }
+
   async close(): Promise<void> {
+    this.#partitioned = false;
     this.cut();
     await new Promise((resolve) => this.#server.close(resolve));
   }

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { createPool, RemoteError, WorkerCrashedError, ContextLostError, type Pool } from '../src/index.js';
 import { rejection, sleep, until } from './helpers.js';
-import { AgentProcess, freePort, hasOpenssl, makeCerts, remoteOptions, TOKEN } from './remote-helpers.js';
+import { AgentProcess, CutProxy, freePort, hasOpenssl, makeCerts, remoteOptions, TOKEN } from './remote-helpers.js';
 
 const skip = !hasOpenssl() && 'openssl is not installed (CI installs it)';
 
@@ -450,6 +450,33 @@ describe('the agent runs its workers: caps, recycling, drain', { skip }, () => {
       assert.equal(out.trim(), '42');
       assert.ok(Date.now() - started < 15_000);
     } finally {
+      await agent.stop();
+    }
+  });
+});
+
+describe('partitions', { skip }, () => {
+  after(closeAll);
+
+  test('after a partition the host gave up on, its reconnection frees the lease its stale session still held', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    const proxy = new CutProxy(() => agent.port);
+    await proxy.start();
+    try {
+      const pool = await remotePool([{ endpoint: `127.0.0.1:${proxy.port}` } as AgentProcess], { heartbeatInterval: 100, heartbeatTimeout: 500, connectTimeout: 1000, reconnect: { initialDelay: 50, maxDelay: 200 } });
+      const before = await pool.call('os', 'getpid');
+      proxy.partition();
+      assert.ok(await until(() => pool.stats().workers === 0, 3000), 'the host gave the agent up');
+      proxy.heal();
+      const healed = Date.now();
+      // The agent still holds the old session (it heard no close, and its session timeout is 15 s); the host's
+      // new HELLO names the same client, so the agent ends the old one and leases its worker again.
+      assert.ok(await until(() => pool.stats().perWorker.some((w) => w.state === 'ready'), 8000), 'leased again');
+      assert.ok(Date.now() - healed < 8000);
+      const after = await pool.call('os', 'getpid');
+      assert.notEqual(after, before, 'a fresh worker (the old session\'s was killed)');
+    } finally {
+      await proxy.close();
       await agent.stop();
     }
   });

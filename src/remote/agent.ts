@@ -117,6 +117,10 @@ class Session {
   grant = 0;
   readonly workers = new Map<number, LeasedWorker>();
   lastHeard = Date.now();
+  /** The host's id for this connection (kept across its reconnections). */
+  client: string | undefined;
+  /** Dropped after this long without a word from the host: the agent's sessionTimeout, or longer for a host that pings rarely. */
+  silentAfter: number;
   readonly writer: MessageWriter;
   readonly peer: string;
   #closed = false;
@@ -127,6 +131,7 @@ class Session {
     readonly socket: net.Socket,
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.silentAfter = agent.options.sessionTimeout;
     this.writer = new MessageWriter(socket);
     socket.setNoDelay(true);
     const reader = new MessageReader(
@@ -226,6 +231,15 @@ class Session {
     if (this.agent.draining) {
       this.refuse('ERR_REMOTE_DRAINING', 'the agent is draining (shutting down)');
       return;
+    }
+    if (typeof hello.client === 'string' && hello.client.length <= 64) {
+      this.client = hello.client;
+      // The host is back (after a cut, or a partition it gave up on first): its old session's workers are gone
+      // for it. Free their lease now rather than when that session times out.
+      this.agent.replaced(this);
+    }
+    if (typeof hello.heartbeatInterval === 'number' && hello.heartbeatInterval > 0) {
+      this.silentAfter = Math.max(this.agent.options.sessionTimeout, 3 * hello.heartbeatInterval);
     }
     const wanted = typeof hello.workers === 'number' && hello.workers >= 1 ? Math.floor(hello.workers) : Infinity;
     this.grant = Math.min(wanted, this.agent.options.perHost, this.agent.free());
@@ -394,6 +408,13 @@ export class Agent {
     return { workers, draining: this.draining };
   }
 
+  /** @internal A host reconnected: end its earlier sessions. */
+  replaced(session: Session): void {
+    for (const other of this.#sessions) {
+      if (other !== session && other.authed && other.client === session.client) other.close('replaced by a new connection of its host');
+    }
+  }
+
   /** @internal */
   ended(session: Session): void {
     this.#sessions.delete(session);
@@ -462,7 +483,7 @@ export class Agent {
     const { maxMemory, livenessTimeout } = this.options.pool;
     const now = Date.now();
     for (const session of this.#sessions) {
-      if (now - session.lastHeard > this.options.sessionTimeout && session.authed) {
+      if (now - session.lastHeard > session.silentAfter && session.authed) {
         session.close('host silent');
         continue;
       }

@@ -2,6 +2,7 @@
  * The host's side of one agent: one TLS connection carrying every worker the host leases there (RemoteLinks),
  * heartbeats that tell a silent agent within `heartbeatTimeout`, and reconnection with backoff and full jitter.
  */
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
@@ -51,6 +52,8 @@ export class AgentConnection {
   lastError: RemoteError | undefined;
   /** Connections made and let in. */
   connects = 0;
+  /** Names this host to the agent across reconnections: a session of ours it still holds is a stale one. */
+  readonly #client = randomUUID();
   readonly #address: Address;
   readonly #servername: string | undefined;
   readonly #options: ResolvedRemoteOptions;
@@ -108,7 +111,16 @@ export class AgentConnection {
     });
     const reader = new MessageReader((type, channel, payload) => this.#onMessage(type, channel, payload), () => MAX_MESSAGE);
     socket.once(o.insecure ? 'connect' : 'secureConnect', () => {
-      writer.send(Msg.HELLO, 0, { magic: MAGIC, protocol: REMOTE_PROTOCOL, token: o.token, workers: o.workersPerAgent, host: os.hostname(), pid: process.pid });
+      writer.send(Msg.HELLO, 0, {
+        magic: MAGIC,
+        protocol: REMOTE_PROTOCOL,
+        token: o.token,
+        workers: o.workersPerAgent,
+        client: this.#client,
+        heartbeatInterval: o.heartbeatInterval,
+        host: os.hostname(),
+        pid: process.pid,
+      });
     });
     socket.on('data', (chunk: Buffer) => {
       this.#lastHeard = Date.now();
@@ -218,7 +230,6 @@ export class AgentConnection {
     this.#links.clear();
     for (const link of links) link.drop(`the connection to agent ${this.endpoint} was lost: ${lost.message}`);
     if (wasOpen || links.length > 0) this.#events.lost(this, lost);
-    else this.#events.lost(this, lost);
     if (this.#closed) return;
     // Full jitter: a fleet of hosts that lost one agent does not come back in step.
     const ceiling = Math.min(this.#options.reconnect.maxDelay, this.#options.reconnect.initialDelay * 2 ** this.#attempt);
@@ -242,10 +253,10 @@ export class AgentConnection {
     return link;
   }
 
-  /** @internal */
-  write(type: number, channel: number, bytes?: Uint8Array): void {
+  /** @internal Bytes for a worker's pipe (none: a message without payload, e.g. END). */
+  write(type: number, channel: number, chunks?: readonly Uint8Array[]): void {
     if (!this.#writer || !this.#links.has(channel)) return;
-    if (bytes) this.#writer.writeBytes(type, channel, bytes);
+    if (chunks) this.#writer.writeAll(type, channel, chunks);
     else this.#writer.send(type, channel);
   }
 
@@ -295,8 +306,8 @@ export class RemoteLink implements WorkerLink {
     events: LinkEvents,
   ) {
     this.events = events;
-    this.data = pipeStream((bytes) => connection.write(Msg.DATA, channel, bytes), () => connection.write(Msg.END, channel));
-    this.control = pipeStream((bytes) => connection.write(Msg.CONTROL, channel, bytes));
+    this.data = pipeStream((chunks) => connection.write(Msg.DATA, channel, chunks), () => connection.write(Msg.END, channel));
+    this.control = pipeStream((chunks) => connection.write(Msg.CONTROL, channel, chunks));
   }
 
   get host(): string {
@@ -367,17 +378,17 @@ export class RemoteLink implements WorkerLink {
   }
 }
 
-/** A worker's pipe as a stream: what is written goes to the agent; what the agent relays is pushed. */
-function pipeStream(send: (bytes: Uint8Array) => void, onEnd?: () => void): Duplex {
+/** A worker's pipe as a stream: what is written goes to the agent (a turn's writes as one message); what the agent relays is pushed. */
+function pipeStream(send: (chunks: readonly Uint8Array[]) => void, onEnd?: () => void): Duplex {
   return new Duplex({
     allowHalfOpen: true,
     read() {},
     write(chunk: Buffer, _encoding, callback) {
-      send(chunk);
+      send([chunk]);
       callback();
     },
     writev(chunks, callback) {
-      for (const { chunk } of chunks) send(chunk as Buffer);
+      send(chunks.map((c) => c.chunk as Buffer));
       callback();
     },
     final(callback) {

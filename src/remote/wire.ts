@@ -20,6 +20,8 @@ export const MAX_MESSAGE = 16 * 1024 * 1024;
 export const MAX_HELLO = 8 * 1024;
 /** DATA and CONTROL are cut into messages of at most this size, so one big array does not hold the others long. */
 export const CHUNK = 1024 * 1024;
+/** Pipe bytes up to this size are copied into their message: one write costs more than the copy. */
+const SMALL = 64 * 1024;
 
 export const Msg = {
   /** host → agent: {magic, protocol, token?, workers?, host, pid} */
@@ -140,13 +142,37 @@ export class MessageWriter {
     this.socket.write(chunk);
   }
 
-  /** Bytes of a worker's pipe, in messages of at most CHUNK bytes. */
+  /** Bytes of a worker's pipe, in messages of at most CHUNK bytes (a small one copied whole: one TLS write). */
   writeBytes(type: number, channel: number, bytes: Uint8Array): void {
+    if (bytes.byteLength <= SMALL) {
+      this.write(message(type, channel, bytes));
+      return;
+    }
     for (let at = 0; at < bytes.byteLength; at += CHUNK) {
       const piece = bytes.subarray(at, Math.min(at + CHUNK, bytes.byteLength));
       this.write(header(type, channel, piece.byteLength));
       this.write(piece);
     }
+  }
+
+  /** Several chunks of one pipe (written in one turn) as one message where they are small. */
+  writeAll(type: number, channel: number, chunks: readonly Uint8Array[]): void {
+    let size = 0;
+    for (const chunk of chunks) size += chunk.byteLength;
+    if (size > SMALL || chunks.length === 1) {
+      for (const chunk of chunks) this.writeBytes(type, channel, chunk);
+      return;
+    }
+    const out = Buffer.allocUnsafe(HEADER + size);
+    out.writeUInt32LE(5 + size, 0);
+    out[4] = type;
+    out.writeUInt32LE(channel, 5);
+    let at = HEADER;
+    for (const chunk of chunks) {
+      out.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    this.write(out);
   }
 
   send(type: number, channel: number, payload?: object | string): void {
