@@ -98,6 +98,13 @@ describe('a remote pool has the local API', { skip }, () => {
     for (const w of pool.stats().perWorker) assert.equal(w.host, os.hostname());
   });
 
+  test('findLeaks() runs on a worker leased for it on an agent', async () => {
+    const report = await pool.findLeaks("globals().setdefault('kept', []).append(bytearray(20000))", { iterations: 12, warmup: 2 });
+    assert.ok(report.leaks.length >= 1, JSON.stringify(report.sites.slice(0, 2)));
+    assert.ok(report.rssGrowthPerIteration > 0 || report.tracedGrowthPerIteration > 10_000);
+    assert.equal(pool.stats().workers, 2, 'the pool kept its workers');
+  });
+
   test('print() output of a remote worker reaches the host', async () => {
     const lines: string[] = [];
     pool.on('stdout', (e) => lines.push(e.text));

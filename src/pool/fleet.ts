@@ -204,8 +204,8 @@ export class Fleet {
     };
   }
 
-  /** A worker of the pool's settings, outside the pool (the leak finder's). */
-  detached(): PythonWorker {
+  /** A worker of the pool's settings, outside the pool (the leak finder's), and the settings to start it with. */
+  detached(): { worker: PythonWorker; config: WorkerConfig } {
     const agent = this.#placement?.choose(this.agents.find((a) => a.open));
     if (this.#placement && !agent) throw new RemoteError('full', this.agents.map((a) => a.endpoint).join(', '), 'No agent has a worker to spare for this host: the leak search needs one');
     const config = this.config(agent);
@@ -216,7 +216,7 @@ export class Fleet {
       log: (w, record) => this.hooks.log(w, record),
     });
     trackWorker(worker);
-    return worker;
+    return { worker, config };
   }
 
   // ------------------------------------------------------------------ exec

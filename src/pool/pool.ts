@@ -395,9 +395,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   async findLeaks(workload: LeakWorkload, options?: FindLeaksOptions): Promise<LeakReport> {
     this.#checkOpen();
     resolveLeakOptions(options);
-    const worker = this.#fleet.detached();
+    const { worker, config } = this.#fleet.detached();
     try {
-      await worker.start(this.#fleet.config());
+      await worker.start(config);
       return await runLeakSearch(worker, workload, options);
     } finally {
       worker.kill('leak search finished');
