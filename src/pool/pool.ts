@@ -294,9 +294,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     return this.#fleet.version;
   }
 
-  /** The Python executable the workers run. */
+  /** The Python executable the workers run (a remote pool: its first agent's). */
   get executable(): string {
-    return this.#fleet.config().executable;
+    return this.#fleet.agents.find((a) => a.welcome)?.welcome?.python.executable ?? this.#fleet.config().executable;
   }
 
   /** Call `module.fn(*args, **kwargs)` on any worker. `module` `'__main__'` names what `exec` defined. */
