@@ -310,6 +310,54 @@ pinMain('same');
   raw.callbackRoundMediansUs = { callback: a.map((x) => median(x) * 1000), trivialCall: b.map((x) => median(x) * 1000) };
 }
 
+// ------------------------------------------------------------------ remote workers
+// Agents (`pyworkers serve`) as processes of their own on this machine, TLS on loopback with a token; each runs
+// workers of the same interpreter with bench/py on their path. Against pool1 (local, one worker), unpinned on both
+// sides: three processes (host, agent, worker) share two CPUs, and pinning would favour one side.
+log('remote workers ...');
+{
+  const certs = benchCerts();
+  if (!certs) {
+    for (const key of ['remoteLatency', 'remoteTput', 'remoteScale1']) pyw[key] = 'not run (no openssl)';
+  } else {
+    const token = 'bench-token-0123456789abcdef';
+    const agents = await Promise.all([0, 1, 2].map(() => startAgentProcess(certs, token)));
+    livePids.add(() => agents.map((a) => a.pid));
+    const remotePool = (count: number) => lib.createPool({ forwardOutput: false, remote: { endpoints: agents.slice(0, count).map((a) => `127.0.0.1:${a.port}`), token, ca: certs.ca, workersPerAgent: 1 } });
+    try {
+      pinMain('free');
+      const remote1 = await remotePool(1);
+      const R1 = poolBridge(remote1);
+      await sequential(() => R1.ping(), 3000);
+      await sequential(() => P1.ping(), 2000);
+      const [local, remote] = await interleave('remoteLatency', N.rounds, () => sequential(() => P1.ping(), N.latency), () => sequential(() => R1.ping(), N.latency));
+      pyw.remoteLatency = median(remote.flat()) * 1000;
+      pyw.remoteLatencyLocal = median(local.flat()) * 1000;
+      raw.remoteLatencyRoundMediansUs = { local: local.map((x) => median(x) * 1000), remote: remote.map((x) => median(x) * 1000) };
+      await throughput(() => R1.ping(), 64, 300);
+      await throughput(() => P1.ping(), 64, 300);
+      const [lt, rt] = await interleave('remoteTput', N.rounds, () => throughput(() => P1.ping(), 64, N.tputMs), () => throughput(() => R1.ping(), 64, N.tputMs));
+      pyw.remoteTput = median(rt);
+      pyw.remoteTputLocal = median(lt);
+      raw.remoteCallsPerSec64 = { local: lt, remote: rt };
+      await remote1.close();
+      // 1, 2, 3 agents of one worker each, 64 in flight, each pool fresh.
+      for (const count of [1, 2, 3]) {
+        const pool = await remotePool(count);
+        const bridge = poolBridge(pool);
+        await throughput(() => bridge.ping(), 64, 300);
+        const samples: number[] = [];
+        for (let i = 0; i < N.rounds; i++) samples.push((await unit(`remoteScale${count}`, () => throughput(() => bridge.ping(), 64, N.tputMs))));
+        pyw[`remoteScale${count}`] = median(samples);
+        raw[`remoteScale${count}CallsPerSec`] = samples;
+        await pool.close();
+      }
+    } finally {
+      for (const agent of agents) agent.kill();
+    }
+  }
+}
+
 // ------------------------------------------------------------------ metrics and tracing: their cost
 // Two pools of one worker side by side: one with metrics (histograms, gc timing, OpenTelemetry instruments on the
 // API's global provider) and a diagnostics_channel subscriber on pyworkers:call, one with all of it off. Calls/s
@@ -705,6 +753,19 @@ const add = (row: Row) => (rows.push(row), row);
       `test/fixtures/leak_suite.py through findLeaks at its default 50 iterations: module cache, closures in a callback list, class-level list, unbounded lru_cache, parked generators, logging handlers, __del__ cycles (leaky); churn, a bounded deque, a bounded lru_cache, a table overwritten in place (clean: ${suite.quiet}/${suite.clean} quiet). ${(pyw.leakSuiteSeconds as number).toFixed(1)} s for all.${suite.misses.length ? ` Missed: ${suite.misses.join(', ')}.` : ''}`));
     r.targets.push({ text: `every leaky workload found with its root, every clean one quiet (${suite.found}/${suite.leaky}, ${suite.quiet}/${suite.clean})`, met: suite.found === suite.leaky && suite.quiet === suite.clean });
   }
+  {
+    const remoteNote = (extra: string) => (typeof pyw.remoteLatency === 'number' ? extra : undefined);
+    r = add(makeRow('remoteLatency', 'remote worker: trivial call over loopback TLS, median', 'µs', 'lower', { pyworkers: pyw.remoteLatency },
+      remoteNote(`an agent (\`pyworkers serve\`, a process of its own) on 127.0.0.1 with TLS and a token; \`echo(1)\` one call at a time, ${N.rounds}×${N.latency} calls interleaved with a local pool of one worker: ${(pyw.remoteLatencyLocal as number).toFixed(1)} µs. Not pinned (host, agent and worker share the two CPUs).`)));
+    const latencyRatio = (pyw.remoteLatency as number) / (pyw.remoteLatencyLocal as number);
+    if (typeof pyw.remoteLatency === 'number') r.targets.push({ text: `≤ 2× a local call (is ${latencyRatio.toFixed(2)}×)`, met: latencyRatio <= 2 });
+    r = add(makeRow('remoteTput', 'remote worker: calls/s, 64 in flight over one connection', 'calls/s', 'higher', { pyworkers: pyw.remoteTput },
+      remoteNote(`one remote worker, ${N.rounds} rounds of ${N.tputMs} ms interleaved with a local pool of one worker: ${Math.round(pyw.remoteTputLocal as number).toLocaleString('en-US')} calls/s. Not pinned.`)));
+    const tputRatio = (pyw.remoteTputLocal as number) / (pyw.remoteTput as number);
+    if (typeof pyw.remoteTput === 'number') r.targets.push({ text: `within 1.5× the local figure (local is ${tputRatio.toFixed(2)}× it)`, met: tputRatio <= 1.5 });
+    add(makeRow('remoteScale', 'remote: calls/s, 64 in flight, 1 → 2 → 3 agents', 'calls/s', 'higher', { pyworkers: typeof pyw.remoteScale1 === 'number' ? `${[1, 2, 3].map((k) => Math.round(pyw[`remoteScale${k}`] as number).toLocaleString('en-US')).join(' → ')}` : pyw.remoteScale1 },
+      remoteNote('one worker leased on each agent; every agent a process of its own on this 2-CPU machine, so each one added brings another agent and another worker to share the same two CPUs with the host: on one machine throughput cannot grow with agents (the host, the agents and the workers are all busy); on separate machines each agent brings its own CPUs.')));
+  }
   r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
     `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));
   const callbackVsCall = (pyw.callback as number) / (pyw.callbackTrivial as number);
@@ -740,6 +801,42 @@ for (const row of rows) {
     const what = hits.map(([who, other]) => `${who} (${(other * 100).toFixed(0)} %)`).join(', ');
     row.note = `${row.note ? `${row.note} ` : ''}⚠ Disturbed: other processes took a share of the machine during a kept measurement of ${what}, after up to 4 tries.`;
   }
+}
+
+/** A CA and a server certificate for 127.0.0.1 (openssl), or undefined without openssl. */
+function benchCerts(): { dir: string; ca: string; cert: string; key: string } | undefined {
+  const dir = path.join(os.tmpdir(), `pyworkers-bench-certs-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    ssl('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench ca', '-days', '1');
+    ssl('req', ...key, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=bench agent');
+    writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'server.ext');
+  } catch {
+    return undefined;
+  }
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return { dir, ca: readFileSync(path.join(dir, 'ca.crt'), 'utf8'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
+}
+
+/** `pyworkers serve` (the built one) with two workers of the bench's interpreter; resolves once it listens. */
+async function startAgentProcess(certs: { cert: string; key: string }, token: string): Promise<{ pid: number; port: number; kill(): void }> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', '127.0.0.1:0', '--tls-cert', certs.cert, '--tls-key', certs.key, '--workers', '2', '--python', python, '--python-path', PY_DIR], {
+    env: { ...process.env, PYWORKERS_TOKEN: token },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => (stderr += text));
+  process.once('exit', () => child.kill('SIGKILL'));
+  const deadline = now() + 20_000;
+  while (!/listening on [^ ]+:(\d+)/.test(stderr)) {
+    if (child.exitCode !== null || now() > deadline) throw new Error(`an agent did not start: ${stderr}`);
+    await sleep(20);
+  }
+  return { pid: child.pid!, port: Number(/listening on [^ ]+:(\d+)/.exec(stderr)![1]), kill: () => child.kill('SIGKILL') };
 }
 
 function ratioCheck(v: number | undefined, ok: (v: number) => boolean): boolean | undefined {

@@ -487,4 +487,18 @@ describe('partitions', { skip }, () => {
       await agent.stop();
     }
   });
+
+  test('close() does not wait for a stopped agent', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const pool = await createPool({ forwardOutput: false, remote: remoteOptions([agent]) });
+      assert.equal(await pool.eval('1'), 1);
+      agent.signal('SIGSTOP');
+      const started = Date.now();
+      await pool.close();
+      assert.ok(Date.now() - started < 4000, `closed in ${Date.now() - started} ms`);
+    } finally {
+      await agent.stop();
+    }
+  });
 });

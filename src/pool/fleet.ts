@@ -350,8 +350,16 @@ export class Fleet {
   /** End every worker politely (the pool closes); resolves when all have exited. */
   async terminateAll(): Promise<void> {
     this.#spare?.worker.kill('closed');
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    this.#placement?.close();
+    const exited = Promise.all(this.slots.map((s) => s.worker.terminate()));
+    if (this.#placement) {
+      // An agent that does not answer (stopped, partitioned) must not hold the close for heartbeatTimeout: its
+      // connection is dropped, and an agent kills the workers of a host that leaves.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, this.options.forceKillAfter + 1000)))]);
+      clearTimeout(timer);
+      this.#placement.close();
+    }
+    await exited;
   }
 
   // ------------------------------------------------------------------ remote
