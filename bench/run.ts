@@ -341,7 +341,9 @@ log('remote workers ...');
       pyw.remoteTputLocal = median(lt);
       raw.remoteCallsPerSec64 = { local: lt, remote: rt };
       await remote1.close();
-      // 1, 2, 3 agents of one worker each, 64 in flight, each pool fresh.
+      // The floor of one more hop: a TCP round trip between two Node processes on loopback (no TLS, no relay).
+      pyw.remoteHopFloor = await tcpEchoRoundTrip(N.latency * 2);
+      // 1, 2, 3 agents of one worker each, 64 in flight, each pool fresh; and local pools of 1, 2, 3 workers.
       for (const count of [1, 2, 3]) {
         const pool = await remotePool(count);
         const bridge = poolBridge(pool);
@@ -351,6 +353,13 @@ log('remote workers ...');
         pyw[`remoteScale${count}`] = median(samples);
         raw[`remoteScale${count}CallsPerSec`] = samples;
         await pool.close();
+        const local = await lib.createPool(poolOptions({ workers: count }));
+        const localBridge = poolBridge(local);
+        await throughput(() => localBridge.ping(), 64, 300);
+        const localSamples: number[] = [];
+        for (let i = 0; i < N.rounds; i++) localSamples.push(await unit(`remoteScale${count}`, () => throughput(() => localBridge.ping(), 64, N.tputMs)));
+        pyw[`localScale${count}`] = median(localSamples);
+        await local.close();
       }
     } finally {
       for (const agent of agents) agent.kill();
@@ -756,7 +765,7 @@ const add = (row: Row) => (rows.push(row), row);
   {
     const remoteNote = (extra: string) => (typeof pyw.remoteLatency === 'number' ? extra : undefined);
     r = add(makeRow('remoteLatency', 'remote worker: trivial call over loopback TLS, median', 'µs', 'lower', { pyworkers: pyw.remoteLatency },
-      remoteNote(`an agent (\`pyworkers serve\`, a process of its own) on 127.0.0.1 with TLS and a token; \`echo(1)\` one call at a time, ${N.rounds}×${N.latency} calls interleaved with a local pool of one worker: ${(pyw.remoteLatencyLocal as number).toFixed(1)} µs. Not pinned (host, agent and worker share the two CPUs).`)));
+      remoteNote(`an agent (\`pyworkers serve\`, a process of its own) on 127.0.0.1 with TLS and a token; \`echo(1)\` one call at a time, ${N.rounds}×${N.latency} calls interleaved with a local pool of one worker: ${(pyw.remoteLatencyLocal as number).toFixed(1)} µs. Not pinned (host, agent and worker share the two CPUs). The floor of the extra hop: a round trip between two Node processes over loopback TCP (no TLS, nothing relayed) takes ${(pyw.remoteHopFloor as number).toFixed(1)} µs here, so a remote call cannot take less than ${((pyw.remoteLatencyLocal as number) + (pyw.remoteHopFloor as number)).toFixed(1)} µs (${(((pyw.remoteLatencyLocal as number) + (pyw.remoteHopFloor as number)) / (pyw.remoteLatencyLocal as number)).toFixed(2)}× the local call); TLS and the relay cost the rest.`)));
     const latencyRatio = (pyw.remoteLatency as number) / (pyw.remoteLatencyLocal as number);
     if (typeof pyw.remoteLatency === 'number') r.targets.push({ text: `≤ 2× a local call (is ${latencyRatio.toFixed(2)}×)`, met: latencyRatio <= 2 });
     r = add(makeRow('remoteTput', 'remote worker: calls/s, 64 in flight over one connection', 'calls/s', 'higher', { pyworkers: pyw.remoteTput },
@@ -764,7 +773,7 @@ const add = (row: Row) => (rows.push(row), row);
     const tputRatio = (pyw.remoteTputLocal as number) / (pyw.remoteTput as number);
     if (typeof pyw.remoteTput === 'number') r.targets.push({ text: `within 1.5× the local figure (local is ${tputRatio.toFixed(2)}× it)`, met: tputRatio <= 1.5 });
     add(makeRow('remoteScale', 'remote: calls/s, 64 in flight, 1 → 2 → 3 agents', 'calls/s', 'higher', { pyworkers: typeof pyw.remoteScale1 === 'number' ? `${[1, 2, 3].map((k) => Math.round(pyw[`remoteScale${k}`] as number).toLocaleString('en-US')).join(' → ')}` : pyw.remoteScale1 },
-      remoteNote('one worker leased on each agent; every agent a process of its own on this 2-CPU machine, so each one added brings another agent and another worker to share the same two CPUs with the host: on one machine throughput cannot grow with agents (the host, the agents and the workers are all busy); on separate machines each agent brings its own CPUs.')));
+      remoteNote(`one worker leased on each agent. Local pools of 1, 2 and 3 workers on the same machine: ${[1, 2, 3].map((k) => Math.round(pyw[`localScale${k}`] as number).toLocaleString('en-US')).join(' → ')} calls/s. Every agent is a process of its own on this 2-CPU machine: each one added brings another agent and another worker to share the same two CPUs with the host, and splits the 64 calls into smaller batches per connection, so throughput cannot grow with agents here (nor with local workers, past the CPUs); on separate machines each agent brings its own CPUs.`)));
   }
   r = add(makeRow('callback', 'callback round trip, Python → TS → Python', 'µs', 'lower', { pyworkers: pyw.callback },
     `median time of one \`host.ping(1)\` from Python to a TypeScript function and back (a loop of ${200} in one call, the call's own cost spread over them), against a trivial call from TS: ${(pyw.callbackTrivial as number).toFixed(1)} µs. One at a time, interleaved, host and Python on one CPU.`));
@@ -800,6 +809,29 @@ for (const row of rows) {
     row.label += ' ⚠';
     const what = hits.map(([who, other]) => `${who} (${(other * 100).toFixed(0)} %)`).join(', ');
     row.note = `${row.note ? `${row.note} ` : ''}⚠ Disturbed: other processes took a share of the machine during a kept measurement of ${what}, after up to 4 tries.`;
+  }
+}
+
+/** Median round trip (µs) of 40-byte messages between this process and an echoing Node child over loopback TCP. */
+async function tcpEchoRoundTrip(count: number): Promise<number> {
+  const net = await import('node:net');
+  const child = spawn(process.execPath, ['-e', "const s=require('net').createServer(c=>{c.setNoDelay(true);c.on('data',d=>c.write(d))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    const socket = net.connect(Number(String(line).trim()), '127.0.0.1');
+    socket.setNoDelay(true);
+    await once(socket, 'connect');
+    const payload = Buffer.alloc(40);
+    const echo = () => new Promise<void>((resolve) => {
+      socket.once('data', () => resolve());
+      socket.write(payload);
+    });
+    await sequential(echo, 2000);
+    const times = await sequential(echo, count);
+    socket.destroy();
+    return median(times) * 1000;
+  } finally {
+    child.kill('SIGKILL');
   }
 }
 
