@@ -8,7 +8,7 @@ import { ContextClosedError, PoolClosedError, type WorkerMemoryStats } from '../
 import { pool, sleep, until } from './helpers.js';
 
 const MB = 1e6;
-const STATS_KEYS = ['workerId', 'pid', 'rss', 'peakRss', 'gcStats', 'gcCount', 'gcThreshold', 'gcEnabled', 'calls', 'uptime', 'memoryLimit', 'handles'];
+const STATS_KEYS = ['workerId', 'pid', 'host', 'rss', 'peakRss', 'gcStats', 'gcCount', 'gcThreshold', 'gcEnabled', 'calls', 'uptime', 'memoryLimit', 'handles'];
 const TRACED_KEYS = ['tracedMemoryCurrent', 'tracedMemoryPeak'];
 const TOTAL_KEYS = ['rss', 'peakRss', 'calls', 'gcCollected', 'gcUncollectable', 'handles'];
 

@@ -1,16 +1,19 @@
 /**
- * For the remote tests: certificates made with openssl at test time, and agents (`pyworkers serve`) run as
- * processes of their own that a test can SIGKILL, SIGSTOP and restart.
+ * For the remote tests: certificates made with openssl at test time, agents (`pyworkers serve`) run as
+ * processes of their own that a test can SIGKILL, SIGSTOP and restart, and the network between host and agent
+ * made worse: a proxy that cuts or partitions, a relay that delays (test/delay-relay.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILT = path.join(ROOT, 'dist/cli/main.js');
+const RELAY = path.join(ROOT, 'test/delay-relay.ts');
 export const TOKEN = 'test-token-0123456789abcdef';
 
 export interface Certs {
@@ -95,9 +98,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-const running = new Set<AgentProcess>();
+/** Agents and relays not exited yet: none outlives this process. */
+const running = new Set<{ readonly child: ChildProcess }>();
 process.once('exit', () => {
-  for (const agent of running) agent.child.kill('SIGKILL');
+  for (const { child } of running) child.kill('SIGKILL');
 });
 
 /** `pyworkers serve` in a process of its own. */
@@ -163,8 +167,8 @@ export class AgentProcess {
   }
 }
 
-/** The remote options of a pool on these agents, over TLS with the token. */
-export function remoteOptions(agents: AgentProcess[], extra: Record<string, unknown> = {}) {
+/** The remote options of a pool on these agents (or what stands for them: a proxy, a relay), over TLS with the token. */
+export function remoteOptions(agents: ReadonlyArray<{ readonly endpoint: string }>, extra: Record<string, unknown> = {}) {
   return { endpoints: agents.map((a) => a.endpoint), token: TOKEN, ca: makeCerts().ca, ...extra };
 }
 
@@ -228,5 +232,98 @@ export class CutProxy {
     this.#partitioned = false;
     this.cut();
     await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+/**
+ * test/delay-relay.ts in a process of its own, in front of an agent: what the agent sends reaches the host `delay`
+ * ms later, and `drop()` stops everything either way (without closing anything) until `pass()`. `prefix` runs it
+ * elsewhere, e.g. `['ip', 'netns', 'exec', NS]` (it must exec the relay, keeping the pid).
+ */
+export class DelayRelay {
+  readonly child: ChildProcess;
+  /** The address it listens on. */
+  readonly host: string;
+  port = 0;
+  stderr = '';
+  readonly exited: Promise<void>;
+  #waiters: Array<{ line: RegExp; resolve: (match: RegExpExecArray) => void; reject: (error: Error) => void }> = [];
+
+  private constructor(host: string, target: string, delay: number, prefix: string[]) {
+    this.host = host;
+    const [file, ...rest] = [...prefix, process.execPath, '--import', 'tsx', RELAY, host, target, String(delay)];
+    this.child = spawn(file!, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (text: string) => (this.stderr += text));
+    readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      for (const [i, waiter] of this.#waiters.entries()) {
+        const match = waiter.line.exec(line);
+        if (!match) continue;
+        this.#waiters.splice(i, 1);
+        waiter.resolve(match);
+        return;
+      }
+    });
+    running.add(this);
+    this.exited = new Promise((resolve) => this.child.once('exit', () => {
+      running.delete(this);
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`the relay exited: ${this.stderr}`));
+      resolve();
+    }));
+  }
+
+  /** Start one relaying `host`:(a free port) to `target` (HOST:PORT), and wait until it listens. */
+  static async start(options: { host: string; target: string; delay: number; prefix?: string[] }): Promise<DelayRelay> {
+    const relay = new DelayRelay(options.host, options.target, options.delay, options.prefix ?? []);
+    try {
+      relay.port = Number((await relay.#expect(/^listening (\d+)$/, 20_000))[1]);
+    } catch (error) {
+      await relay.stop();
+      throw error;
+    }
+    return relay;
+  }
+
+  get endpoint(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  /** From when this resolves, nothing passes either way (like `tc netem loss 100%`), and no close is passed on. */
+  async drop(): Promise<void> {
+    this.child.stdin!.write('drop\n');
+    await this.#expect(/^dropping$/);
+  }
+
+  /** From when this resolves, bytes flow again (with the delay). */
+  async pass(): Promise<void> {
+    this.child.stdin!.write('pass\n');
+    await this.#expect(/^passing$/);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** The next line of its stdout that matches `line`. */
+  #expect(line: RegExp, ms = 5000): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        line,
+        resolve: (match: RegExpExecArray) => {
+          clearTimeout(timer);
+          resolve(match);
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`the relay did not say ${line} within ${ms} ms: ${this.stderr}`));
+      }, ms);
+      this.#waiters.push(waiter);
+    });
   }
 }

@@ -488,6 +488,27 @@ describe('partitions', { skip }, () => {
     }
   });
 
+  test('a cut connection: the agent says on reconnection what had started; calls sent ahead that had not run elsewhere', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    const proxy = new CutProxy(() => agent.port);
+    await proxy.start();
+    try {
+      const pool = await remotePool([{ endpoint: `127.0.0.1:${proxy.port}` } as AgentProcess], { reconnect: { initialDelay: 20, maxDelay: 100 } });
+      await pool.exec('import time');
+      const first = pool.eval('time.sleep(0.6) or "first"');
+      const behind = Array.from({ length: 8 }, (_, i) => pool.eval('i', { i })); // sent ahead to the busy worker
+      await sleep(200);
+      assert.equal(pool.stats().perWorker[0]!.inFlight, 9, 'all sent to the one worker');
+      proxy.cut();
+      const firstError = await rejection(first);
+      assert.ok(firstError instanceof WorkerCrashedError, String(firstError));
+      assert.deepEqual(await Promise.all(behind), [0, 1, 2, 3, 4, 5, 6, 7], 'the calls that had not started ran on the new lease');
+    } finally {
+      await proxy.close();
+      await agent.stop();
+    }
+  });
+
   test('close() does not wait for a stopped agent', async () => {
     const agent = await AgentProcess.start({ args: ['--workers', '1'] });
     try {

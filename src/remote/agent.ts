@@ -46,6 +46,8 @@ const AGENT_KEYS = ['listen', 'token', 'tls', 'insecure', 'perHost', 'drainTimeo
 const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'] as const;
 /** The agent reads its workers' memory this often (ms): the cap, stopped workers, the figures hosts get. */
 const WATCH_INTERVAL = 100;
+/** What an ended session's workers had started is kept this long (ms) for its host's reconnection. */
+const VERDICT_TTL = 60_000;
 
 interface ResolvedAgentOptions {
   listen: Address;
@@ -107,6 +109,9 @@ interface LeasedWorker {
   link: ProcessLink;
   reason: string | undefined;
   stoppedSince: number | undefined;
+  /** Resolves once its process has exited. */
+  exited: Promise<void>;
+  markExited: () => void;
 }
 
 let nextWorkerId = 1;
@@ -124,6 +129,7 @@ class Session {
   readonly writer: MessageWriter;
   readonly peer: string;
   #closed = false;
+  #helloSeen = false;
   readonly #helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -164,6 +170,8 @@ class Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#helloTimer);
+    // What each worker had started is kept for the host's reconnection (see Agent.resume).
+    if (this.client && this.workers.size > 0) this.agent.expectVerdicts(this.client, [...this.workers.values()].map((w) => w.exited));
     for (const worker of this.workers.values()) worker.link.kill();
     this.socket.destroy();
     this.agent.ended(this);
@@ -176,8 +184,9 @@ class Session {
   #onMessage(type: number, channel: number, payload: Buffer): void {
     if (this.#closed) return;
     if (!this.authed) {
-      if (type !== Msg.HELLO) throw new WireError(`message type ${type} before HELLO`);
-      this.#hello(parseJson(payload));
+      if (type !== Msg.HELLO || this.#helloSeen) throw new WireError(`message type ${type} before the HELLO was answered`);
+      this.#helloSeen = true;
+      this.#hello(parseJson(payload)).catch((error: unknown) => this.close(`refused: ${(error as Error).message}`));
       return;
     }
     switch (type) {
@@ -212,7 +221,7 @@ class Session {
     }
   }
 
-  #hello(hello: Record<string, unknown>): void {
+  async #hello(hello: Record<string, unknown>): Promise<void> {
     clearTimeout(this.#helloTimer);
     if (hello.magic !== MAGIC) throw new WireError('not a pyworkers host');
     if (hello.protocol !== REMOTE_PROTOCOL) {
@@ -232,11 +241,13 @@ class Session {
       this.refuse('ERR_REMOTE_DRAINING', 'the agent is draining (shutting down)');
       return;
     }
+    let previous: Record<number, number | null> = {};
     if (typeof hello.client === 'string' && hello.client.length <= 64) {
       this.client = hello.client;
       // The host is back (after a cut, or a partition it gave up on first): its old session's workers are gone
-      // for it. Free their lease now rather than when that session times out.
-      this.agent.replaced(this);
+      // for it. Free their lease now rather than when that session times out, and tell it what they had started.
+      previous = await this.agent.resume(this);
+      if (this.#closed) return;
     }
     if (typeof hello.heartbeatInterval === 'number' && hello.heartbeatInterval > 0) {
       this.silentAfter = Math.max(this.agent.options.sessionTimeout, 3 * hello.heartbeatInterval);
@@ -248,7 +259,7 @@ class Session {
       return;
     }
     this.authed = true;
-    this.writer.send(Msg.WELCOME, 0, this.agent.welcome(this));
+    this.writer.send(Msg.WELCOME, 0, { ...this.agent.welcome(this), previous });
   }
 
   /** Start a worker for the host (up to its grant, plus one replacement starting while a retired one ends). */
@@ -264,13 +275,17 @@ class Session {
     }
     const pool = this.agent.options.pool;
     const python = this.agent.python;
-    const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined };
+    let markExited!: () => void;
+    const exited = new Promise<void>((resolve) => (markExited = resolve));
+    const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined, exited, markExited };
     worker.link = new ProcessLink(nextWorkerId++, { executable: python.executable, cwd: pool.cwd, env: pool.env, memoryLimit: pool.maxMemory }, {
       output: (stream, text) => this.writer.send(stream === 'stdout' ? Msg.STDOUT : Msg.STDERR, channel, text),
       exit: (code, signal, error) => {
         if (this.workers.get(channel) !== worker) return;
         this.workers.delete(channel);
         const lastStarted = worker.link.lastStarted();
+        if (this.#closed && this.client) this.agent.verdict(this.client, channel, typeof lastStarted === 'number' ? lastStarted : null);
+        worker.markExited();
         this.writer.send(Msg.EXIT, channel, { code, signal, lastStarted: typeof lastStarted === 'number' ? lastStarted : null, reason: worker.reason ?? error?.message ?? null });
         this.agent.exited();
       },
@@ -304,6 +319,8 @@ export class Agent {
   #drainWaiters: Array<() => void> = [];
   readonly #watchTimer: NodeJS.Timeout;
   readonly #hostname = os.hostname();
+  /** What the workers of ended sessions had started, by the host's client id, until it reconnects (or VERDICT_TTL). */
+  readonly #verdicts = new Map<string, { channels: Map<number, number | null>; pending: Array<Promise<void>>; expires: number }>();
 
   /** @internal Use {@link startAgent}. */
   constructor(options: ResolvedAgentOptions, python: PythonInfo) {
@@ -408,11 +425,35 @@ export class Agent {
     return { workers, draining: this.draining };
   }
 
-  /** @internal A host reconnected: end its earlier sessions. */
-  replaced(session: Session): void {
-    for (const other of this.#sessions) {
+  /**
+   * @internal A host reconnected: end its earlier sessions (a partition it gave up on leaves one here), wait for
+   * their workers to exit, and answer what each had started (the last request id, by channel): the host runs
+   * elsewhere what had not started, and fails only the rest.
+   */
+  async resume(session: Session): Promise<Record<number, number | null>> {
+    for (const other of [...this.#sessions]) {
       if (other !== session && other.authed && other.client === session.client) other.close('replaced by a new connection of its host');
     }
+    const entry = this.#verdicts.get(session.client!);
+    if (!entry) return {};
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(entry.pending), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+    this.#verdicts.delete(session.client!);
+    return Object.fromEntries(entry.channels);
+  }
+
+  /** @internal A host's session ended with workers: their verdicts will follow. */
+  expectVerdicts(client: string, exits: Array<Promise<void>>): void {
+    const entry = this.#verdicts.get(client) ?? { channels: new Map<number, number | null>(), pending: [] as Array<Promise<void>>, expires: 0 };
+    entry.pending.push(...exits);
+    entry.expires = Date.now() + VERDICT_TTL;
+    this.#verdicts.set(client, entry);
+  }
+
+  /** @internal */
+  verdict(client: string, channel: number, lastStarted: number | null): void {
+    this.#verdicts.get(client)?.channels.set(channel, lastStarted);
   }
 
   /** @internal */
@@ -482,6 +523,7 @@ export class Agent {
   #watch(): void {
     const { maxMemory, livenessTimeout } = this.options.pool;
     const now = Date.now();
+    for (const [client, entry] of this.#verdicts) if (entry.expires < now) this.#verdicts.delete(client);
     for (const session of this.#sessions) {
       if (now - session.lastHeard > session.silentAfter && session.authed) {
         session.close('host silent');

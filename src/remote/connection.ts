@@ -17,6 +17,8 @@ import type { ResolvedRemoteOptions } from './options.js';
 /** What an agent says when it lets a host in. */
 export interface Welcome {
   hostname: string;
+  /** After a reconnection: what each worker of this host's previous connection had started (last request id). */
+  previous?: Record<string, number | null>;
   grant: number;
   python: { version: string; executable: string };
   maxMemory: number | null;
@@ -35,6 +37,12 @@ export interface ConnectionEvents {
   /** The agent drains: give its workers back once their calls are done. */
   draining(connection: AgentConnection): void;
 }
+
+/**
+ * How long (ms, at most heartbeatTimeout) the workers of a lost connection wait for the agent's word on a
+ * reconnection (what each had started) before every request sent to them is taken as possibly started.
+ */
+const VERDICT_WAIT = 2000;
 
 const REFUSALS: Record<string, RemoteReason> = {
   ERR_REMOTE_AUTH: 'auth',
@@ -59,6 +67,9 @@ export class AgentConnection {
   readonly #options: ResolvedRemoteOptions;
   readonly #events: ConnectionEvents;
   readonly #links = new Map<number, RemoteLink>();
+  /** Links of a lost connection, waiting for the agent's word on what their workers had started. */
+  readonly #orphans = new Map<number, RemoteLink>();
+  #verdictTimer: NodeJS.Timeout | undefined;
   #socket: net.Socket | undefined;
   #writer: MessageWriter | undefined;
   #nextChannel = 1;
@@ -197,6 +208,7 @@ export class AgentConnection {
 
   #onWelcome(welcome: Welcome): void {
     if (typeof welcome.grant !== 'number' || typeof welcome.hostname !== 'string') throw new WireError('a WELCOME without its fields');
+    this.#settleOrphans(welcome.previous ?? {});
     this.welcome = welcome;
     this.draining = false;
     this.lastError = undefined;
@@ -226,9 +238,23 @@ export class AgentConnection {
     const cause = (error as Error & { cause?: unknown }).cause;
     const lost = cause instanceof RemoteError ? cause : error;
     this.lastError = lost;
-    const links = [...this.#links.values()];
+    const links = [...this.#links.entries()];
     this.#links.clear();
-    for (const link of links) link.drop(`the connection to agent ${this.endpoint} was lost: ${lost.message}`);
+    const why = `the connection to agent ${this.endpoint} was lost: ${lost.message}`;
+    if (this.#closed) {
+      for (const [, link] of links) link.drop(why);
+    } else {
+      // The agent may be alive (a cut, a partition): on reconnection it says what each worker had started, and
+      // what had not can run elsewhere. Meanwhile these workers take nothing new.
+      for (const [channel, link] of links) {
+        link.suspend(why);
+        this.#orphans.set(channel, link);
+      }
+      if (links.length > 0 && !this.#verdictTimer) {
+        this.#verdictTimer = setTimeout(() => this.#settleOrphans(undefined), Math.min(VERDICT_WAIT, this.#options.heartbeatTimeout));
+        this.#verdictTimer.unref();
+      }
+    }
     if (wasOpen || links.length > 0) this.#events.lost(this, lost);
     if (this.#closed) return;
     // Full jitter: a fleet of hosts that lost one agent does not come back in step.
@@ -236,6 +262,18 @@ export class AgentConnection {
     this.#attempt = Math.min(this.#attempt + 1, 30);
     this.#retryTimer = setTimeout(() => this.connect(), Math.random() * ceiling);
     this.#retryTimer.unref();
+  }
+
+  /** End the links of a lost connection: with what the agent said each had started, else as possibly started. */
+  #settleOrphans(previous: Record<string, number | null> | undefined): void {
+    clearTimeout(this.#verdictTimer);
+    this.#verdictTimer = undefined;
+    const orphans = [...this.#orphans.entries()];
+    this.#orphans.clear();
+    for (const [channel, link] of orphans) {
+      const verdict = previous?.[channel];
+      link.drop(link.suspended ?? 'the connection was lost', verdict === undefined ? 'all' : verdict === null ? 'head' : verdict);
+    }
   }
 
   /** Lease a worker: its process starts on the agent; the link speaks to it through this connection. */
@@ -280,6 +318,7 @@ export class AgentConnection {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#socket?.destroy();
+    this.#settleOrphans(undefined);
   }
 
   get closed(): boolean {
@@ -299,6 +338,8 @@ export class RemoteLink implements WorkerLink {
   #lastStarted: number | 'head' | 'all' = 'all';
   #exited = false;
   #lostWith: string | undefined;
+  /** Why it waits for a verdict (its connection was lost). */
+  suspended: string | undefined;
 
   constructor(
     private readonly connection: AgentConnection,
@@ -362,8 +403,18 @@ export class RemoteLink implements WorkerLink {
     this.events.exit((info.code as number | null) ?? null, (info.signal as NodeJS.Signals | null) ?? null, reason ? new Error(reason) : undefined);
   }
 
-  /** @internal The connection ended: what the worker started is unknown, so every request sent may have run. */
-  drop(why: string, started: 'head' | 'all' = 'all'): void {
+  /** @internal Its connection was lost: take nothing new until the verdict. */
+  suspend(why: string): void {
+    if (this.#exited || this.suspended) return;
+    this.suspended = why;
+    this.events.suspend?.(why);
+  }
+
+  /**
+   * @internal The link ended with its connection: `started` is the last request its worker started when the
+   * agent said so, else `'all'` (unknown: every request sent may have run).
+   */
+  drop(why: string, started: number | 'head' | 'all' = 'all'): void {
     if (this.#exited) return;
     this.#exited = true;
     this.#lostWith = why;

@@ -32,6 +32,8 @@ export interface LinkEvents {
   output(stream: 'stdout' | 'stderr', text: string): void;
   /** Once: the process exited (`error`: it could not be started, or its link broke). */
   exit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void;
+  /** The link is cut off for now (its exit will follow): the worker takes nothing new. */
+  suspend?(reason: string): void;
 }
 
 /** What a worker's process looks like to its PythonWorker. */

@@ -136,6 +136,12 @@ export class PythonWorker {
         if (error) this.#killReason ??= error.message;
         this.#onExit(code, signal, error);
       },
+      suspend: (reason) => {
+        if (this.#state !== 'ready' && this.#state !== 'starting') return;
+        this.#killReason ??= reason;
+        this.#state = 'retiring';
+        this.#updateRef();
+      },
     });
     this.#data = this.#link.data;
     this.#control = this.#link.control;
