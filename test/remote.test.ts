@@ -523,3 +523,12 @@ describe('partitions', { skip }, () => {
     }
   });
 });
+
+test('examples/remote-workers.ts runs', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/remote-workers.ts'], { encoding: 'utf8', timeout: 60_000 });
+  assert.match(out, /summary: \{ mean: 5,/);
+  assert.match(out, /context: remote workers/);
+  assert.match(out, new RegExp(`worker \\d+ on ${os.hostname()}: pid \\d+, [\\d.]+ MiB resident, cap 256 MiB`));
+  assert.match(out, /agent: \{ hosts: 1, workers: 2, leased: 2 \}/);
+});
