@@ -8,7 +8,6 @@
  */
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 11;
@@ -310,7 +309,7 @@ export class FrameWriter {
   #queue: Uint8Array[] = [];
   #scheduled = false;
 
-  constructor(private readonly socket: Pick<Writable, 'write' | 'cork' | 'uncork' | 'destroyed'>) {}
+  constructor(private readonly socket: { write(chunk: Uint8Array): unknown; cork(): void; uncork(): void; readonly destroyed: boolean }) {}
 
   /**
    * Queue a frame (and the parts that follow it, written from their own memory); with `now` (nothing else in

@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
 import { RemoteError, type RemoteReason } from '../errors.js';
-import type { LinkEvents, ProcessMemory, WorkerLink } from '../worker/link.js';
+import type { Channel, LinkEvents, ProcessMemory, WorkerLink } from '../worker/link.js';
 import { after } from '../util/timers.js';
 import { formatAddress, type Address } from './address.js';
 import { MAGIC, MAX_MESSAGE, MessageReader, MessageWriter, Msg, parseJson, REMOTE_PROTOCOL, WireError } from './wire.js';
@@ -135,9 +135,9 @@ export class AgentConnection {
     });
     socket.on('data', (chunk: Buffer) => {
       this.#lastHeard = Date.now();
-      if (this.welcome) clearTimeout(timer);
       try {
         reader.push(chunk);
+        if (this.welcome) clearTimeout(timer); // let in: the attempt is over
       } catch (error) {
         failure = error instanceof RemoteError ? error : new RemoteError('protocol', this.endpoint, `agent ${this.endpoint} sent what this host cannot read: ${(error as Error).message}`);
         socket.destroy();
@@ -329,8 +329,8 @@ export class AgentConnection {
 /** A worker process on an agent, through its host's connection. */
 export class RemoteLink implements WorkerLink {
   pid: number | undefined;
-  readonly data: Duplex;
-  readonly control: Duplex;
+  readonly data: RemoteChannel;
+  readonly control: RemoteChannel;
   readonly directRead = undefined;
   readonly events: LinkEvents;
   referenced = true;
@@ -347,8 +347,8 @@ export class RemoteLink implements WorkerLink {
     events: LinkEvents,
   ) {
     this.events = events;
-    this.data = pipeStream((chunks) => connection.write(Msg.DATA, channel, chunks), () => connection.write(Msg.END, channel));
-    this.control = pipeStream((chunks) => connection.write(Msg.CONTROL, channel, chunks));
+    this.data = new RemoteChannel((chunks) => connection.write(Msg.DATA, channel, chunks), () => connection.write(Msg.END, channel));
+    this.control = new RemoteChannel((chunks) => connection.write(Msg.CONTROL, channel, chunks));
   }
 
   get host(): string {
@@ -429,22 +429,65 @@ export class RemoteLink implements WorkerLink {
   }
 }
 
-/** A worker's pipe as a stream: what is written goes to the agent (a turn's writes as one message); what the agent relays is pushed. */
-function pipeStream(send: (chunks: readonly Uint8Array[]) => void, onEnd?: () => void): Duplex {
-  return new Duplex({
-    allowHalfOpen: true,
-    read() {},
-    write(chunk: Buffer, _encoding, callback) {
-      send([chunk]);
-      callback();
-    },
-    writev(chunks, callback) {
-      send(chunks.map((c) => c.chunk as Buffer));
-      callback();
-    },
-    final(callback) {
-      onEnd?.();
-      callback();
-    },
-  });
+/**
+ * A worker's pipe at the host's end of the connection: what is written goes to the agent (what is written while
+ * corked, as one message); what the agent relays is emitted as 'data'. Lighter than a Duplex, which a call's round
+ * trip would pass through twice.
+ */
+class RemoteChannel extends EventEmitter implements Channel {
+  destroyed = false;
+  #corked = 0;
+  #held: Uint8Array[] = [];
+  /** This side was ended (end()): the agent closes the worker's pipe. */
+  #ended = false;
+  /** The agent's side ended (the worker closed its pipe, or exited). */
+  #readEnded = false;
+
+  constructor(
+    private readonly send: (chunks: readonly Uint8Array[]) => void,
+    private readonly onEnd?: () => void,
+  ) {
+    super();
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.destroyed || this.#ended) return false;
+    if (this.#corked > 0) this.#held.push(chunk);
+    else this.send([chunk]);
+    return true;
+  }
+
+  cork(): void {
+    this.#corked++;
+  }
+
+  uncork(): void {
+    if (this.#corked === 0 || --this.#corked > 0 || this.#held.length === 0) return;
+    const held = this.#held;
+    this.#held = [];
+    if (!this.destroyed) this.send(held);
+  }
+
+  end(): void {
+    if (this.#ended || this.destroyed) return;
+    this.#ended = true;
+    this.onEnd?.();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.#held = [];
+  }
+
+  /** @internal Bytes from the agent; null: the pipe ended. */
+  push(chunk: Buffer | null): void {
+    if (this.destroyed) return;
+    if (chunk === null) {
+      if (this.#readEnded) return;
+      this.#readEnded = true;
+      this.emit('end');
+      return;
+    }
+    this.emit('data', chunk);
+  }
 }

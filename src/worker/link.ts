@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { socketDirectRead, type DirectRead } from '../protocol/frames.js';
 import { createProgressFile, lastStarted } from './progress.js';
@@ -36,15 +35,28 @@ export interface LinkEvents {
   suspend?(reason: string): void;
 }
 
+/** One of a worker's two channels as its PythonWorker uses it (a pipe's socket, or a remote link's channel). */
+export interface Channel {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'end', listener: () => void): unknown;
+  write(chunk: Uint8Array): unknown;
+  cork(): void;
+  uncork(): void;
+  readonly destroyed: boolean;
+  end(): unknown;
+  destroy(): unknown;
+}
+
 /** What a worker's process looks like to its PythonWorker. */
 export interface WorkerLink {
   readonly pid: number | undefined;
   /** The machine it runs on. */
   readonly host: string;
   /** Requests and their answers. */
-  readonly data: Duplex;
+  readonly data: Channel;
   /** Control requests (answered while user code runs) and interrupts. */
-  readonly control: Duplex;
+  readonly control: Channel;
   /** Reads a large frame straight into its buffers, where the channel allows (see frames.ts). */
   readonly directRead: DirectRead | undefined;
   /** SIGKILL the process and what it started. */

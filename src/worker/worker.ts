@@ -2,7 +2,6 @@
  * One Python worker process: spawn, handshake, the jobs sent to it, control requests, interrupts, kill.
  */
 import { randomInt } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import { PyWorkersError, TimeoutError, WorkerCrashedError, WorkerStartError, type WorkerExitInfo } from '../errors.js';
 import { CallJob, type Job } from './job.js';
 import { callbackScope, WorkerCallbacks, type HostFunction } from './callbacks.js';
@@ -10,7 +9,7 @@ import type { HandleFactory } from '../protocol/handles.js';
 import { FLAG_NESTED, FrameReader, FrameWriter, Kind, PROTOCOL_VERSION, WORKER_CONTROL_KINDS, WORKER_DATA_KINDS, writeHeader } from '../protocol/frames.js';
 import { decodePayload, errorFromReply } from '../protocol/replies.js';
 import { partsSize, requestCancel, requestControl, requestInit, type Request } from '../protocol/requests.js';
-import { processLink, type LinkFactory, type ProcessMemory, type WorkerLink } from './link.js';
+import { processLink, type Channel, type LinkFactory, type ProcessMemory, type WorkerLink } from './link.js';
 import { after } from '../util/timers.js';
 
 export type { ProcessMemory };
@@ -98,8 +97,8 @@ export class PythonWorker {
   readonly #link: WorkerLink;
   /** Its own recycling thresholds (a remote worker's, from its agent); undefined: the pool's. */
   readonly recycle: WorkerConfig['recycle'];
-  readonly #data: Duplex;
-  readonly #control: Duplex;
+  readonly #data: Channel;
+  readonly #control: Channel;
   readonly #writer: FrameWriter;
   readonly #events: WorkerEvents;
   readonly #controlRequests = new Map<number, ControlRequest>();
