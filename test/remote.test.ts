@@ -281,6 +281,39 @@ describe('mutual TLS', { skip }, () => {
   });
 });
 
+describe('hosts share an agent', { skip }, () => {
+  after(closeAll);
+
+  test('a second host gets its share: the first gives workers back once their calls are done, and takes them again when the second leaves', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '4'] });
+    try {
+      const a = await remotePool([agent]);
+      assert.equal(a.stats().workers, 4);
+      // Calls keep running on the first host while the second comes.
+      let stop = false;
+      let served = 0;
+      const load = Promise.all(Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          await a.eval('__import__("time").sleep(0.02)');
+          served++;
+        }
+      }));
+      const b = await remotePool([agent]);
+      assert.ok(await until(() => b.stats().perWorker.filter((w) => w.state === 'ready').length === 2, 10_000), `the second host got 2 (has ${b.stats().workers})`);
+      assert.ok(await until(() => a.stats().workers === 2, 10_000), `the first gave 2 back (has ${a.stats().workers})`);
+      assert.equal(await b.eval('6 * 7'), 42);
+      await b.close();
+      pools.delete(b);
+      assert.ok(await until(() => a.stats().perWorker.filter((w) => w.state === 'ready').length === 4, 10_000), 'the first took them again');
+      stop = true;
+      await load; // no call failed meanwhile
+      assert.ok(served > 20);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
 describe('agents join, leave and fail', { skip }, () => {
   after(closeAll);
 

@@ -28,8 +28,8 @@ const WATCH_INTERVAL_IDLE = 500;
 
 /** Why a worker was retired. */
 export type RecycleReason = 'maxRss' | 'maxCalls' | 'idleTimeout' | 'manual';
-/** The kill reason of a remote worker given back to an agent that drains (or that DNS no longer lists). */
-const RELEASED = 'its agent is draining';
+/** The kill reason of a remote worker given back to its agent (it drains, DNS no longer lists it, or our share shrank). */
+const RELEASED = 'given back to its agent';
 
 export interface RecycleEvent {
   workerId: number;
@@ -120,6 +120,7 @@ export class Fleet {
       this.#placement = new Placement(options.remote, {
         capacity: () => this.#fill(),
         release: (agent) => this.#release(agent),
+        regrant: (agent) => this.#regrant(agent),
       });
     }
   }
@@ -162,7 +163,8 @@ export class Fleet {
     if (this.#spare) starting.push(this.#spare);
     const results = await Promise.allSettled(starting.map((s) => s.ready));
     const failure = results.find((r) => r.status === 'rejected');
-    if (failure) throw (failure as PromiseRejectedResult).reason;
+    // A remote pool starts with the workers it could lease (an agent may have had room for fewer: more follow).
+    if (failure && (!this.#placement || results.every((r) => r.status === 'rejected'))) throw (failure as PromiseRejectedResult).reason;
   }
 
   /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
@@ -377,16 +379,27 @@ export class Fleet {
    * An agent drains (or DNS no longer lists it): its workers take nothing new and end once their calls are done
    * and nothing pins them (the agent kills what is left when its grace ends); others are leased elsewhere.
    */
-  #release(agent: AgentConnection): void {
-    for (const slot of [...this.slots]) {
+  #release(agent: AgentConnection, count = Infinity): void {
+    // Idle and unpinned workers first: they go at once.
+    const mine = this.slots
+      .filter((s) => this.#agentOf.get(s.worker) === agent && (s.worker.state === 'ready' || s.worker.state === 'starting'))
+      .sort((a, b) => Number(a.worker.pinned) - Number(b.worker.pinned) || a.worker.load - b.worker.load);
+    for (const slot of mine.slice(0, count)) {
       const { worker } = slot;
-      if (this.#agentOf.get(worker) !== agent || (worker.state !== 'ready' && worker.state !== 'starting')) continue;
       worker.retire(RELEASED);
       if (worker.load === 0 && !worker.pinned) void worker.terminate();
       else this.hooks.reclaim(slot);
     }
     if (this.#spare && this.#agentOf.get(this.#spare.worker) === agent) this.#spare.worker.kill('not needed');
     this.#fill();
+  }
+
+  /** The agent shared its workers out again: give back what is over our share (others wait for it), lease what is under. */
+  #regrant(agent: AgentConnection): void {
+    const held = this.slots.filter((s) => this.#agentOf.get(s.worker) === agent && (s.worker.state === 'ready' || s.worker.state === 'starting')).length;
+    const over = held - (agent.welcome?.grant ?? 0);
+    if (over > 0) this.#release(agent, over);
+    else this.#fill();
   }
 
   // ------------------------------------------------------------------ recycling

@@ -119,7 +119,12 @@ let nextWorkerId = 1;
 /** A host's connection. */
 class Session {
   authed = false;
+  /** How many workers this host may hold: its share (see Agent#shareOut). */
   grant = 0;
+  /** How many it asked for. */
+  wanted = Infinity;
+  /** It was told there was no room for a worker: tell it when there is. */
+  waitingForRoom = false;
   readonly workers = new Map<number, LeasedWorker>();
   lastHeard = Date.now();
   /** The host's id for this connection (kept across its reconnections). */
@@ -252,13 +257,15 @@ class Session {
     if (typeof hello.heartbeatInterval === 'number' && hello.heartbeatInterval > 0) {
       this.silentAfter = Math.max(this.agent.options.sessionTimeout, 3 * hello.heartbeatInterval);
     }
-    const wanted = typeof hello.workers === 'number' && hello.workers >= 1 ? Math.floor(hello.workers) : Infinity;
-    this.grant = Math.min(wanted, this.agent.options.perHost, this.agent.free());
+    this.wanted = typeof hello.workers === 'number' && hello.workers >= 1 ? Math.floor(hello.workers) : Infinity;
+    this.authed = true;
+    this.agent.shareOut();
     if (this.grant <= 0) {
-      this.refuse('ERR_REMOTE_FULL', `all ${this.agent.options.pool.workers} workers of this agent are leased to other hosts`);
+      this.authed = false;
+      this.agent.shareOut();
+      this.refuse('ERR_REMOTE_FULL', `all ${this.agent.options.pool.workers} workers of this agent are shared out among ${this.agent.stats().hosts} hosts already`);
       return;
     }
-    this.authed = true;
     this.writer.send(Msg.WELCOME, 0, { ...this.agent.welcome(this), previous });
   }
 
@@ -271,6 +278,13 @@ class Session {
     }
     if (this.workers.size >= this.grant + 1) {
       this.writer.send(Msg.OPENED, channel, { error: `this host leases ${this.grant} workers here` });
+      return;
+    }
+    // At most `workers` processes, plus one replacement starting while a recycled worker ends: hosts whose share
+    // shrank give workers back first.
+    if (this.agent.running() >= this.agent.options.pool.workers + 1) {
+      this.waitingForRoom = true;
+      this.writer.send(Msg.OPENED, channel, { error: 'no room yet: other hosts are giving workers back', room: true });
       return;
     }
     const pool = this.agent.options.pool;
@@ -315,6 +329,8 @@ export class Agent {
   readonly #server: net.Server;
   #health: http.Server | undefined;
   readonly #sessions = new Set<Session>();
+  /** Workers of ended sessions not yet exited. */
+  #dying = 0;
   #draining: Promise<DrainOutcome> | undefined;
   #drainWaiters: Array<() => void> = [];
   readonly #watchTimer: NodeJS.Timeout;
@@ -391,9 +407,40 @@ export class Agent {
     return { hosts: [...this.#sessions].filter((s) => s.authed).length, workers, leased };
   }
 
-  /** Workers not leased to a host. */
-  free(): number {
-    return this.options.pool.workers - this.stats().leased;
+  /** Worker processes running (or starting), for every host. */
+  running(): number {
+    let n = 0;
+    for (const session of this.#sessions) n += session.workers.size;
+    return n + this.#dying;
+  }
+
+  /**
+   * Share the workers out among the hosts let in: one each in turn (in the order they came), up to what each
+   * asked for and `perHost`, until none is left. Hosts whose share changed are told (GRANT): a host over its
+   * share gives workers back once their calls are done, one under it leases more.
+   */
+  shareOut(): void {
+    const hosts = [...this.#sessions].filter((s) => s.authed && !s.closed);
+    const shares = new Map<Session, number>(hosts.map((h) => [h, 0]));
+    let left = this.options.pool.workers;
+    for (let more = true; left > 0 && more; ) {
+      more = false;
+      for (const host of hosts) {
+        if (left === 0) break;
+        const share = shares.get(host)!;
+        if (share < Math.min(host.wanted, this.options.perHost)) {
+          shares.set(host, share + 1);
+          left--;
+          more = true;
+        }
+      }
+    }
+    for (const [host, share] of shares) {
+      if (host.grant === share) continue;
+      const told = host.grant > 0; // a host being let in learns its share in its WELCOME
+      host.grant = share;
+      if (told) host.writer.send(Msg.GRANT, 0, { grant: share });
+    }
   }
 
   /** @internal What a host learns when it is let in. */
@@ -459,11 +506,27 @@ export class Agent {
   /** @internal */
   ended(session: Session): void {
     this.#sessions.delete(session);
+    // Its workers are being killed: they count until they have exited.
+    for (const worker of session.workers.values()) {
+      this.#dying++;
+      void worker.exited.then(() => {
+        this.#dying--;
+        this.exited();
+      });
+    }
+    if (session.authed) this.shareOut();
     this.exited();
   }
 
-  /** @internal A worker exited or a host left: a drain may be complete. */
+  /** @internal A worker exited or a host left: there may be room for hosts that wait for it; a drain may be complete. */
   exited(): void {
+    if (this.running() < this.options.pool.workers + 1) {
+      for (const session of this.#sessions) {
+        if (!session.waitingForRoom || session.closed) continue;
+        session.waitingForRoom = false;
+        session.writer.send(Msg.GRANT, 0, { grant: session.grant });
+      }
+    }
     if (!this.#draining) return;
     if (this.stats().workers > 0) return;
     const waiters = this.#drainWaiters;

@@ -36,6 +36,8 @@ export interface ConnectionEvents {
   lost(connection: AgentConnection, error: RemoteError): void;
   /** The agent drains: give its workers back once their calls are done. */
   draining(connection: AgentConnection): void;
+  /** The agent shared its workers out again (or has room again): hold `welcome.grant` workers there. */
+  regrant(connection: AgentConnection): void;
 }
 
 /**
@@ -56,6 +58,8 @@ export class AgentConnection {
   readonly endpoint: string;
   welcome: Welcome | undefined;
   draining = false;
+  /** The agent had no room for a worker: lease nothing more there until it says it has (GRANT). */
+  waitingForRoom = false;
   /** Why the last attempt failed, if it did. */
   lastError: RemoteError | undefined;
   /** Connections made and let in. */
@@ -90,7 +94,7 @@ export class AgentConnection {
 
   /** Let in and not draining: new workers may be leased here. */
   get open(): boolean {
-    return this.welcome !== undefined && !this.draining && !this.#closed;
+    return this.welcome !== undefined && !this.draining && !this.#closed && !this.waitingForRoom;
   }
 
   /** Workers leased here and not exited. */
@@ -184,9 +188,22 @@ export class AgentConnection {
           this.#events.draining(this);
         }
         return;
-      case Msg.OPENED:
-        link?.opened(parseJson(payload));
+      case Msg.OPENED: {
+        const answer = parseJson(payload);
+        if (answer.room === true) this.waitingForRoom = true;
+        if (typeof answer.error === 'string') this.#links.delete(channel); // no worker there: not leased
+        link?.opened(answer);
+        this.#updateRef();
         return;
+      }
+      case Msg.GRANT: {
+        const grant = parseJson(payload).grant;
+        if (!this.welcome || typeof grant !== 'number') throw new WireError('a GRANT without its share');
+        this.welcome.grant = grant;
+        this.waitingForRoom = false;
+        this.#events.regrant(this);
+        return;
+      }
       case Msg.STDOUT:
       case Msg.STDERR:
         link?.events.output(type === Msg.STDOUT ? 'stdout' : 'stderr', payload.toString('utf8'));
@@ -211,6 +228,7 @@ export class AgentConnection {
     this.#settleOrphans(welcome.previous ?? {});
     this.welcome = welcome;
     this.draining = false;
+    this.waitingForRoom = false;
     this.lastError = undefined;
     this.#attempt = 0;
     this.connects++;

@@ -15,6 +15,8 @@ export interface PlacementHooks {
   capacity(): void;
   /** Give this agent's workers back once their calls are done (it drains, or DNS no longer lists it). */
   release(connection: AgentConnection): void;
+  /** The agent changed this host's share: give back what is over it, lease what is under it. */
+  regrant(connection: AgentConnection): void;
 }
 
 export class Placement {
@@ -40,6 +42,7 @@ export class Placement {
         if (this.#leaving.has(connection)) this.#drop(connection);
       },
       draining: (connection) => this.#hooks.release(connection),
+      regrant: (connection) => this.#hooks.regrant(connection),
     };
   }
 

@@ -24,15 +24,15 @@ export const CHUNK = 1024 * 1024;
 const SMALL = 64 * 1024;
 
 export const Msg = {
-  /** host → agent: {magic, protocol, token?, workers?, host, pid} */
+  /** host → agent: {magic, protocol, token?, workers?, client, heartbeatInterval, host, pid} */
   HELLO: 1,
-  /** agent → host: {protocol, hostname, grant, maxMemory, recycle, livenessTimeout} */
+  /** agent → host: {protocol, hostname, grant, maxMemory, recycle, livenessTimeout, setup, pythonPath, previous} */
   WELCOME: 2,
   /** agent → host: {code, message}; the agent then closes. */
   REFUSED: 3,
   /** host → agent (channel): start a worker process. */
   OPEN: 4,
-  /** agent → host (channel): {pid}, or {error}. */
+  /** agent → host (channel): {pid}, or {error, room} (room: the agent has no room yet; a GRANT follows when it has). */
   OPENED: 5,
   /** both (channel): bytes of the worker's data pipe. */
   DATA: 6,
@@ -55,6 +55,11 @@ export const Msg = {
   DRAIN: 15,
   /** agent → host (channel): the worker's data or control pipe ended (it closed it: a deaf worker). */
   EOF: 16,
+  /**
+   * agent → host: {grant}: how many workers this host may now hold (hosts came or went: the workers are shared
+   * out again), or that room it waited for is free.
+   */
+  GRANT: 17,
 } as const;
 
 /** Encode a message. */
