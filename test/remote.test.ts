@@ -542,6 +542,21 @@ describe('partitions', { skip }, () => {
     }
   });
 
+  test("this process's own event loop stalling past heartbeatTimeout does not lose its agents", async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const pool = await remotePool([agent], { heartbeatInterval: 100, heartbeatTimeout: 500 });
+      const pid = await pool.call('os', 'getpid');
+      const until = Date.now() + 1500;
+      while (Date.now() < until); // a synchronous stall of the host
+      await sleep(400);
+      assert.equal(await pool.call('os', 'getpid'), pid, 'the same worker');
+      assert.equal(pool.stats().restarts, 0);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   test('close() does not wait for a stopped agent', async () => {
     const agent = await AgentProcess.start({ args: ['--workers', '1'] });
     try {

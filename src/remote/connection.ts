@@ -234,9 +234,15 @@ export class AgentConnection {
     this.connects++;
     this.#lastHeard = Date.now();
     const interval = this.#options.heartbeatInterval;
+    let lastTick = Date.now();
     this.#heartbeat = setInterval(() => {
-      const silent = Date.now() - this.#lastHeard;
-      if (silent > this.#options.heartbeatTimeout) {
+      const now = Date.now();
+      // A tick this late means this process's event loop stalled: the agent's answers may be waiting unread in
+      // the socket. Judge silence on the next tick, not on this one.
+      const late = now - lastTick > 2 * interval;
+      lastTick = now;
+      const silent = now - this.#lastHeard;
+      if (!late && silent > this.#options.heartbeatTimeout) {
         this.#socket?.destroy(new RemoteError('unreachable', this.endpoint, `agent ${this.endpoint} was silent for ${silent} ms (heartbeatTimeout ${this.#options.heartbeatTimeout} ms)`));
         return;
       }

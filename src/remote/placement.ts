@@ -53,8 +53,7 @@ export class Placement {
   /** Resolve and connect; resolves once an agent has let this host in, rejects after `timeout` ms if none did. */
   async start(timeout: number): Promise<void> {
     await this.#resolve(true);
-    this.#timer = setInterval(() => void this.#resolve(false), this.#options.resolveInterval);
-    this.#timer.unref();
+    this.#scheduleResolve();
     if (this.connections.some((c) => c.open)) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -67,6 +66,15 @@ export class Placement {
         resolve();
       };
     });
+  }
+
+  /** Resolve again after resolveInterval ± 20 %: a fleet of hosts started together does not query DNS in step. */
+  #scheduleResolve(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      void this.#resolve(false).finally(() => this.#scheduleResolve());
+    }, this.#options.resolveInterval * (0.8 + 0.4 * Math.random()));
+    this.#timer.unref();
   }
 
   /** Why no agent could be used: each endpoint's last error. */
@@ -151,7 +159,7 @@ export class Placement {
 
   close(): void {
     this.#closed = true;
-    clearInterval(this.#timer);
+    clearTimeout(this.#timer);
     for (const connection of this.#connections.values()) connection.close();
   }
 }
