@@ -222,13 +222,13 @@ describe('deploy/kubernetes: what must agree', () => {
     assert.equal(commentedFlags.get('tls-ca'), '/etc/pyworkers/ca.crt', 'mutual TLS shown as a commented alternative');
   });
 
-  test('memory: limits.memory >= workers x max-memory + 512Mi; cpu = workers; requests = limits (Guaranteed QoS)', () => {
+  test('memory: limits.memory >= (workers + 1) x max-memory + 512Mi; cpu = workers; requests = limits (Guaranteed QoS)', () => {
     const workers = Number(flags.get('workers'));
     assert.ok(Number.isInteger(workers) && workers > 0);
     const maxMemory = parseSize(flags.get('max-memory'), '--max-memory');
-    // A recycling agent keeps one spare worker started ahead (docs/memory-control.md): it counts too.
-    const recycling = ['max-rss', 'max-calls', 'idle-timeout'].some((f) => flags.has(f));
-    const processes = workers + (recycling ? 1 : 0);
+    // An agent runs at most --workers processes plus one replacement (a recycled worker's, or a new host's first
+    // worker while another host gives one back: docs/remote.md): it counts too.
+    const processes = workers + 1;
     const { limits, requests } = container.resources;
     assert.deepEqual(requests, limits, 'requests equal to limits');
     assert.deepEqual(Object.keys(limits).sort(), ['cpu', 'memory']);
@@ -242,7 +242,7 @@ describe('deploy/kubernetes: what must agree', () => {
     assert.ok(quantity(shm.emptyDir.sizeLimit) <= headroom / 4, '/dev/shm sizeLimit within a quarter of the headroom');
     for (const v of pod.volumes as Obj[]) if (v.emptyDir?.sizeLimit) quantity(v.emptyDir.sizeLimit);
     // The arithmetic the comment explains is the arithmetic of the numbers.
-    assert.match(deploymentText, new RegExp(`${workers} x ${maxMemory / MiB}Mi \\+ 512Mi = ${memory / MiB}Mi`));
+    assert.match(deploymentText, new RegExp(`${processes} x ${maxMemory / MiB}Mi \\+ 512Mi = ${memory / MiB}Mi`));
   });
 
   test('shutdown: terminationGracePeriodSeconds > --drain-timeout; readiness drops well within the drain; rolling update loses no capacity', () => {
