@@ -167,18 +167,19 @@ class Session {
   /** Refuse with a reason the host can show, then end the connection. */
   refuse(code: string, message: string): void {
     this.writer.send(Msg.REFUSED, 0, { code, message });
-    this.socket.end();
-    this.close(message);
+    this.socket.end(); // the refusal is flushed before the connection ends; destroyed a moment later at the latest
+    after(1000, () => this.socket.destroy());
+    this.close(message, false);
   }
 
-  close(_why: string): void {
+  close(_why: string, destroy = true): void {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#helloTimer);
     // What each worker had started is kept for the host's reconnection (see Agent.resume).
     if (this.client && this.workers.size > 0) this.agent.expectVerdicts(this.client, [...this.workers.values()].map((w) => w.exited));
     for (const worker of this.workers.values()) worker.link.kill();
-    this.socket.destroy();
+    if (destroy) this.socket.destroy();
     this.agent.ended(this);
   }
 
