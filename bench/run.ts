@@ -323,7 +323,8 @@ log('remote workers ...');
     const token = 'bench-token-0123456789abcdef';
     const agents = await Promise.all([0, 1, 2].map(() => startAgentProcess(certs, token)));
     livePids.add(() => agents.map((a) => a.pid));
-    const remotePool = (count: number) => lib.createPool({ forwardOutput: false, remote: { endpoints: agents.slice(0, count).map((a) => `127.0.0.1:${a.port}`), token, ca: certs.ca, workersPerAgent: 1 } });
+    const remotePool = (count: number, extra: Record<string, unknown> = {}) =>
+      lib.createPool({ forwardOutput: false, ...extra, remote: { endpoints: agents.slice(0, count).map((a) => `127.0.0.1:${a.port}`), token, ca: certs.ca, workersPerAgent: 1 } });
     try {
       pinMain('free');
       const remote1 = await remotePool(1);
@@ -334,13 +335,25 @@ log('remote workers ...');
       pyw.remoteLatency = median(remote.flat()) * 1000;
       pyw.remoteLatencyLocal = median(local.flat()) * 1000;
       raw.remoteLatencyRoundMediansUs = { local: local.map((x) => median(x) * 1000), remote: remote.map((x) => median(x) * 1000) };
-      await throughput(() => R1.ping(), 64, 300);
+      await remote1.close();
+      // 64 in flight over the connection: pipelineDepth 64 (the default, 32, keeps half of them in the host's queue
+      // with one worker; measured too).
+      const deep = await remotePool(1, { pipelineDepth: 64 });
+      const RD = poolBridge(deep);
+      await throughput(() => RD.ping(), 64, 300);
       await throughput(() => P1.ping(), 64, 300);
-      const [lt, rt] = await interleave('remoteTput', N.rounds, () => throughput(() => P1.ping(), 64, N.tputMs), () => throughput(() => R1.ping(), 64, N.tputMs));
+      const [lt, rt] = await interleave('remoteTput', N.rounds, () => throughput(() => P1.ping(), 64, N.tputMs), () => throughput(() => RD.ping(), 64, N.tputMs));
       pyw.remoteTput = median(rt);
       pyw.remoteTputLocal = median(lt);
-      raw.remoteCallsPerSec64 = { local: lt, remote: rt };
-      await remote1.close();
+      await deep.close();
+      const shallow = await remotePool(1);
+      const RS = poolBridge(shallow);
+      await throughput(() => RS.ping(), 64, 300);
+      const rs: number[] = [];
+      for (let i = 0; i < N.rounds; i++) rs.push(await unit('remoteTput', () => throughput(() => RS.ping(), 64, N.tputMs)));
+      pyw.remoteTputDefaultDepth = median(rs);
+      raw.remoteCallsPerSec64 = { local: lt, remote: rt, remoteDefaultDepth: rs };
+      await shallow.close();
       // The floor of one more hop: a TCP round trip between two Node processes on loopback (no TLS, no relay).
       pyw.remoteHopFloor = await tcpEchoRoundTrip(N.latency * 2);
       // 1, 2, 3 agents of one worker each, 64 in flight, each pool fresh; and local pools of 1, 2, 3 workers.
@@ -769,7 +782,7 @@ const add = (row: Row) => (rows.push(row), row);
     const latencyRatio = (pyw.remoteLatency as number) / (pyw.remoteLatencyLocal as number);
     if (typeof pyw.remoteLatency === 'number') r.targets.push({ text: `≤ 2× a local call (is ${latencyRatio.toFixed(2)}×)`, met: latencyRatio <= 2 });
     r = add(makeRow('remoteTput', 'remote worker: calls/s, 64 in flight over one connection', 'calls/s', 'higher', { pyworkers: pyw.remoteTput },
-      remoteNote(`one remote worker, ${N.rounds} rounds of ${N.tputMs} ms interleaved with a local pool of one worker: ${Math.round(pyw.remoteTputLocal as number).toLocaleString('en-US')} calls/s. Not pinned.`)));
+      remoteNote(`one remote worker with \`pipelineDepth: 64\` (all 64 calls on the connection), ${N.rounds} rounds of ${N.tputMs} ms interleaved with a local pool of one worker: ${Math.round(pyw.remoteTputLocal as number).toLocaleString('en-US')} calls/s. With the default \`pipelineDepth\` (32), half of the calls wait in the host's queue and the worker idles for a round trip between batches: ${Math.round(pyw.remoteTputDefaultDepth as number).toLocaleString('en-US')} calls/s. Not pinned.`)));
     const tputRatio = (pyw.remoteTputLocal as number) / (pyw.remoteTput as number);
     if (typeof pyw.remoteTput === 'number') r.targets.push({ text: `within 1.5× the local figure (local is ${tputRatio.toFixed(2)}× it)`, met: tputRatio <= 1.5 });
     add(makeRow('remoteScale', 'remote: calls/s, 64 in flight, 1 → 2 → 3 agents', 'calls/s', 'higher', { pyworkers: typeof pyw.remoteScale1 === 'number' ? `${[1, 2, 3].map((k) => Math.round(pyw[`remoteScale${k}`] as number).toLocaleString('en-US')).join(' → ')}` : pyw.remoteScale1 },

@@ -161,10 +161,13 @@ export class Fleet {
     }
     this.#ensureSpare();
     if (this.#spare) starting.push(this.#spare);
+    if (this.#placement) {
+      await this.#firstReady(starting);
+      return;
+    }
     const results = await Promise.allSettled(starting.map((s) => s.ready));
     const failure = results.find((r) => r.status === 'rejected');
-    // A remote pool starts with the workers it could lease (an agent may have had room for fewer: more follow).
-    if (failure && (!this.#placement || results.every((r) => r.status === 'rejected'))) throw (failure as PromiseRejectedResult).reason;
+    if (failure) throw (failure as PromiseRejectedResult).reason;
   }
 
   /** Set (or with `undefined`, remove) a setting that every worker started from now on receives. */
@@ -365,6 +368,25 @@ export class Fleet {
   }
 
   // ------------------------------------------------------------------ remote
+
+  /**
+   * A remote pool starts with the workers it could lease: resolves when one is ready (an agent may have had room
+   * for fewer than its share, or none yet: more follow as room frees). Rejects with the first start failure when
+   * none is ready within startTimeout (a worker that could not start for lack of room is not a failure).
+   */
+  async #firstReady(starting: WorkerSlot[]): Promise<void> {
+    const deadline = Date.now() + this.options.startTimeout;
+    let failure: unknown;
+    for (const slot of starting) slot.ready.catch((error: unknown) => (failure ??= slot.worker.linkLost ? undefined : error));
+    while (!this.slots.some((s) => s.worker.state === 'ready')) {
+      if (this.#broken) throw this.#broken;
+      if (failure !== undefined && !this.slots.some((s) => s.worker.state === 'starting')) throw failure;
+      if (Date.now() > deadline) {
+        throw failure ?? new RemoteError('full', this.agents.map((a) => a.endpoint).join(', '), `No remote worker was ready within ${this.options.startTimeout} ms (startTimeout): the agents had no room for this host`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 
   /** A remote pool: lease workers on the agents with room; resolves to how many were started. */
   #fill(): number {

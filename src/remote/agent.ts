@@ -48,6 +48,8 @@ const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'set
 const WATCH_INTERVAL = 100;
 /** What an ended session's workers had started is kept this long (ms) for its host's reconnection. */
 const VERDICT_TTL = 60_000;
+/** How long (ms) the share of a host whose connection dropped is kept for its return before the others get it. */
+const SHARE_OUT_DELAY = 2000;
 
 interface ResolvedAgentOptions {
   listen: Address;
@@ -125,6 +127,8 @@ class Session {
   wanted = Infinity;
   /** It was told there was no room for a worker: tell it when there is. */
   waitingForRoom = false;
+  /** It was let in (sent its WELCOME): a change of its share is told with a GRANT. */
+  welcomed = false;
   readonly workers = new Map<number, LeasedWorker>();
   lastHeard = Date.now();
   /** The host's id for this connection (kept across its reconnections). */
@@ -250,6 +254,7 @@ class Session {
     let previous: Record<number, number | null> = {};
     if (typeof hello.client === 'string' && hello.client.length <= 64) {
       this.client = hello.client;
+      this.agent.seen(hello.client);
       // The host is back (after a cut, or a partition it gave up on first): its old session's workers are gone
       // for it. Free their lease now rather than when that session times out, and tell it what they had started.
       previous = await this.agent.resume(this);
@@ -267,6 +272,7 @@ class Session {
       this.refuse('ERR_REMOTE_FULL', `all ${this.agent.options.pool.workers} workers of this agent are shared out among ${this.agent.stats().hosts} hosts already`);
       return;
     }
+    this.welcomed = true;
     this.writer.send(Msg.WELCOME, 0, { ...this.agent.welcome(this), previous });
   }
 
@@ -330,6 +336,11 @@ export class Agent {
   readonly #server: net.Server;
   #health: http.Server | undefined;
   readonly #sessions = new Set<Session>();
+  /** When each host (its client id) first came: the order of the share-out. Forgotten VERDICT_TTL after it left. */
+  readonly #firstSeen = new Map<string, number>();
+  /** Hosts whose connection ended, and when. */
+  readonly #gone = new Map<string, number>();
+  #shareOutTimer: NodeJS.Timeout | undefined;
   /** Workers of ended sessions not yet exited. */
   #dying = 0;
   #draining: Promise<DrainOutcome> | undefined;
@@ -421,7 +432,11 @@ export class Agent {
    * share gives workers back once their calls are done, one under it leases more.
    */
   shareOut(): void {
-    const hosts = [...this.#sessions].filter((s) => s.authed && !s.closed);
+    clearTimeout(this.#shareOutTimer);
+    this.#shareOutTimer = undefined;
+    // In the order the hosts first came (a host that reconnects keeps its place).
+    const since = (s: Session) => (s.client ? this.#firstSeen.get(s.client) : undefined) ?? Infinity;
+    const hosts = [...this.#sessions].filter((s) => s.authed && !s.closed).sort((a, b) => since(a) - since(b));
     const shares = new Map<Session, number>(hosts.map((h) => [h, 0]));
     let left = this.options.pool.workers;
     for (let more = true; left > 0 && more; ) {
@@ -438,9 +453,8 @@ export class Agent {
     }
     for (const [host, share] of shares) {
       if (host.grant === share) continue;
-      const told = host.grant > 0; // a host being let in learns its share in its WELCOME
       host.grant = share;
-      if (told) host.writer.send(Msg.GRANT, 0, { grant: share });
+      if (host.welcomed) host.writer.send(Msg.GRANT, 0, { grant: share }); // one being let in learns it in its WELCOME
     }
   }
 
@@ -491,6 +505,12 @@ export class Agent {
     return Object.fromEntries(entry.channels);
   }
 
+  /** @internal A host said hello: the share-out keeps the order in which hosts first came. */
+  seen(client: string): void {
+    if (!this.#firstSeen.has(client)) this.#firstSeen.set(client, Date.now());
+    this.#gone.delete(client);
+  }
+
   /** @internal A host's session ended with workers: their verdicts will follow. */
   expectVerdicts(client: string, exits: Array<Promise<void>>): void {
     const entry = this.#verdicts.get(client) ?? { channels: new Map<number, number | null>(), pending: [] as Array<Promise<void>>, expires: 0 };
@@ -515,7 +535,15 @@ export class Agent {
         this.exited();
       });
     }
-    if (session.authed) this.shareOut();
+    if (session.authed) {
+      // A host whose connection dropped is usually back within moments: do not hand its share to the others (who
+      // would start workers and give them back) unless it stays away.
+      if (session.client && !this.#draining) {
+        this.#gone.set(session.client, Date.now());
+        this.#shareOutTimer ??= setTimeout(() => this.shareOut(), SHARE_OUT_DELAY);
+        this.#shareOutTimer.unref();
+      } else this.shareOut();
+    }
     this.exited();
   }
 
@@ -588,6 +616,11 @@ export class Agent {
     const { maxMemory, livenessTimeout } = this.options.pool;
     const now = Date.now();
     for (const [client, entry] of this.#verdicts) if (entry.expires < now) this.#verdicts.delete(client);
+    for (const [client, at] of this.#gone) {
+      if (now - at < VERDICT_TTL) continue;
+      this.#gone.delete(client);
+      this.#firstSeen.delete(client);
+    }
     for (const session of this.#sessions) {
       if (now - session.lastHeard > session.silentAfter && session.authed) {
         session.close('host silent');
