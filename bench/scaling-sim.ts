@@ -1,13 +1,15 @@
 /**
  * Remote workers at a scale one machine cannot test: a deterministic discrete-event simulation of H hosts
  * (pools created with `createPool({ remote })`) and A agents (`pyworkers serve`) of W workers each, following the
- * rules of src/remote/ as they are: the lease (a host asks for `workersPerAgent`, the agent grants what is free up
- * to `--per-host`, a full agent refuses), one TLS connection per (host, agent), heartbeats, DNS re-resolution,
- * reconnection with exponential backoff and full jitter, and a pool's scheduler (calls sent ahead up to
- * `pipelineDepth`, work stealing) for what a lost agent costs.
+ * rules of src/remote/ as they are: the share-out (an agent shares its W workers out among the hosts it let in,
+ * one each in turn in the order they connected, up to what each asks (`workersPerAgent`) and `--per-host`; it
+ * refuses a host 'full' only when W hosts are in; it runs at most W processes plus one replacement), one TLS
+ * connection per (host, agent), heartbeats, DNS re-resolution, reconnection with exponential backoff and full
+ * jitter, and a pool's scheduler (calls sent ahead up to `pipelineDepth`, work stealing) for what a lost agent
+ * costs. The rule before the share-out (first come: min(asked, --per-host, free)) is kept to compare ('before').
  *
  *   node --import tsx bench/scaling-sim.ts                      # the cases of docs/scaling.md
- *   node --import tsx bench/scaling-sim.ts --agents 100 --hosts 10000 --workers-per-agent 1 --connect-to 2
+ *   node --import tsx bench/scaling-sim.ts --agents 100 --hosts 10000 --connect-to 2
  *   node --import tsx bench/scaling-sim.ts --help
  *
  * Same seed, same figures. No dependencies beyond Node. What is modelled and what is assumed is printed with the
@@ -40,6 +42,8 @@ export const ASSUMPTIONS = {
   refusedConnectMs: 1,
   /** From a worker's OPEN to its first call (ms): pyworkers' own start-up is ~80 ms; `--setup` imports add to it. */
   workerStartMs: 100,
+  /** From a worker's END (given back idle) or kill to its exit on the agent (ms). */
+  workerExitMs: 10,
   /** DNS: queries per resolve (A and AAAA) when the first name tried answers (a short Service name). */
   dnsQueriesShortName: 2,
   /** ... and for a name with fewer dots than ndots:5 and no trailing dot (3 search domains tried first). */
@@ -211,6 +215,20 @@ export interface Spread {
   max: number;
 }
 
+function sum(values: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) n += values[i]!;
+  return n;
+}
+
+/** The q-quantile (nearest rank) of some numbers; 0 when there are none. */
+export function quantile(values: ArrayLike<number>, q: number): number {
+  const n = values.length;
+  if (n === 0) return 0;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
+}
+
 /** min, mean, median, 99th percentile and max of some numbers (zeros when there are none). */
 export function spread(values: ArrayLike<number>): Spread {
   const n = values.length;
@@ -224,12 +242,21 @@ export function spread(values: ArrayLike<number>): Spread {
 
 // ------------------------------------------------------------------ leases: who gets which workers
 
+/**
+ * 'share': the code (agent.ts shareOut): an agent shares its W workers out among the hosts it let in, one each in
+ * turn in the order they connected, up to what each asks and `--per-host`; a host is refused 'full' only when its
+ * share would be 0 (W hosts are in already). 'before': the rule the code had before, for comparison: a host was
+ * granted min(asked, --per-host, free) when it connected, and kept it. 'shared': hypothetical, no lease at all
+ * (every host let in everywhere), for connection counts.
+ */
+export type LeaseModel = 'share' | 'before' | 'shared';
+
 export interface LeaseSettings {
   agents: number;
   hosts: number;
   /** Worker processes per agent (`pyworkers serve --workers`). */
   workers: number;
-  /** The host's `remote.workersPerAgent` (undefined: as many as the agent grants). */
+  /** The host's `remote.workersPerAgent` (undefined: no limit). */
   workersPerAgent?: number;
   /** The agent's `--per-host` (undefined: all of `workers`). */
   perHost?: number;
@@ -240,8 +267,8 @@ export interface LeaseSettings {
    * connectTo agents (not in the code today). Without: it keeps retrying the agents it picked.
    */
   fallback?: boolean;
-  /** 'lease' (the code: a worker serves one host) or 'shared' (hypothetical: every host let in everywhere, for connection counts). */
-  model?: 'lease' | 'shared';
+  /** Default 'share' (the code). */
+  model?: LeaseModel;
   /** Hosts start within this many ms of each other. */
   startSpreadMs: number;
   seed: number;
@@ -251,14 +278,21 @@ export interface Allocation {
   settings: LeaseSettings;
   /** Agents each host connects to. */
   connectTo: number;
-  /** Per agent: hosts it let in (their connections stay open), workers leased, refused (host, agent) pairs. */
+  /** Per agent: hosts it let in (their connections stay open), workers shared out (or leased), refused (host, agent) pairs. */
   agentHosts: Int32Array;
   agentLeased: Int32Array;
   agentRefused: Int32Array;
+  /**
+   * Per agent, while the hosts arrived ('share'): GRANT messages to hosts already in whose share changed, and the
+   * workers those hosts gave back (counted as if each had leased its whole share before the next host came: an
+   * upper bound; idle workers go at once, busy ones once their running call ends).
+   */
+  agentGrants: Int32Array;
+  agentGivenBack: Int32Array;
   /** Per host: agents that let it in, and its workers in all (its pool's size). */
   hostAgents: Int32Array;
   hostWorkers: Int32Array;
-  /** Per agent: [host, workers] of each lease. */
+  /** Per agent: [host, workers] of each host let in, in the order they came. */
   leases: Array<Array<[number, number]>>;
   /** When each host started (ms): the phase of its timers. */
   hostStart: Float64Array;
@@ -266,9 +300,36 @@ export interface Allocation {
   events: number;
 }
 
-/** The agent's grant to a HELLO (agent.ts #hello): min(asked, --per-host, free); 0 is a refusal ('full'). */
-export function grant(asked: number | undefined, perHost: number, free: number): number {
+/**
+ * agent.ts shareOut(): `workers` shared out among hosts in the order they came, one each in turn, up to what each
+ * asked for (undefined or below 1: no limit) and `perHost`. A newcomer whose share is 0 is refused ('full').
+ */
+export function shareOut(wants: ReadonlyArray<number | undefined>, workers: number, perHost: number = workers): number[] {
+  const caps = wants.map((w) => Math.min(w !== undefined && w >= 1 ? Math.floor(w) : Infinity, perHost));
+  const shares = caps.map(() => 0);
+  let left = workers;
+  for (let more = true; left > 0 && more; ) {
+    more = false;
+    for (let i = 0; i < caps.length && left > 0; i++) {
+      if (shares[i]! < caps[i]!) {
+        shares[i]!++;
+        left--;
+        more = true;
+      }
+    }
+  }
+  return shares;
+}
+
+/** The rule before the share-out, for comparison: min(asked, --per-host, free) when the host connected; 0 is a refusal. */
+export function grantBefore(asked: number | undefined, perHost: number, free: number): number {
   return Math.max(0, Math.min(asked ?? Infinity, perHost, free));
+}
+
+/** The shares of n hosts that all ask for the same, cached by n (every host of a case has the same settings). */
+function shareTable(workers: number, wants: number | undefined, perHost: number): (n: number) => number[] {
+  const cache: number[][] = [];
+  return (n) => (cache[n] ??= shareOut(new Array<number | undefined>(n).fill(wants), workers, perHost));
 }
 
 /** A host's rendezvous weight for an agent (highest random weight): the same for every host that lists the same agents. */
@@ -318,15 +379,19 @@ const FALLBACK_LOOKAHEAD = 16;
 
 /**
  * Hosts start (uniformly within `startSpreadMs`) and connect to their agents; each connection's HELLO reaches its
- * agent after a handshake of `connectMs`; agents grant in the order HELLOs arrive. Leases are held as long as the
- * host lives, so a refused host's retries (it backs off to `maxDelay` and tries forever) change nothing here: they
- * are a rate (see connectionCosts).
+ * agent after a handshake of `connectMs`; each agent lets hosts in in the order their HELLOs arrive. So which hosts
+ * get workers on an agent depends on that order: hosts that start a second apart reach every agent in nearly the
+ * same order; hosts that start together, in a random order per agent. Hosts stay, so a refused host's retries
+ * (it backs off to `maxDelay` and tries forever) change nothing here: they are a rate (see connectionCosts).
  */
 export function allocateLeases(s: LeaseSettings): Allocation {
   const A = s.agents;
   const H = s.hosts;
+  const W = s.workers;
   const k = Math.min(A, s.connectTo ?? A);
-  const perHost = s.perHost ?? s.workers;
+  const perHost = s.perHost ?? W;
+  const model = s.model ?? 'share';
+  const sharesOf = shareTable(W, s.workersPerAgent, perHost);
   const rng = new Rng(hash32(s.seed, 1));
   const queue = new EventQueue<number>();
   const hostStart = new Float64Array(H);
@@ -348,21 +413,45 @@ export function allocateLeases(s: LeaseSettings): Allocation {
   const agentHosts = new Int32Array(A);
   const agentLeased = new Int32Array(A);
   const agentRefused = new Int32Array(A);
+  const agentGrants = new Int32Array(A);
+  const agentGivenBack = new Int32Array(A);
   const hostAgents = new Int32Array(H);
   const hostWorkers = new Int32Array(H);
-  const leases: Array<Array<[number, number]>> = Array.from({ length: A }, () => []);
+  // The hosts let in on each agent, in the order they came; 'before': with their grants.
+  const letIn: number[][] = Array.from({ length: A }, () => []);
+  const granted: number[][] = Array.from({ length: A }, () => []);
   let events = queue.size;
   while (queue.size > 0) {
     const [t, pair] = queue.pop();
     const h = Math.floor(pair / A);
     const a = pair - h * A;
-    if (s.model === 'shared') {
+    if (model === 'shared') {
       agentHosts[a]!++;
       hostAgents[h]!++;
       continue;
     }
-    const g = grant(s.workersPerAgent, perHost, s.workers - agentLeased[a]!);
-    if (g === 0) {
+    const hosts = letIn[a]!;
+    let refused: boolean;
+    if (model === 'share') {
+      const now = sharesOf(hosts.length);
+      const next = sharesOf(hosts.length + 1);
+      refused = next[hosts.length] === 0;
+      if (!refused) {
+        for (let i = 0; i < hosts.length; i++) {
+          if (next[i] === now[i]) continue;
+          agentGrants[a]!++;
+          if (next[i]! < now[i]!) agentGivenBack[a]! += now[i]! - next[i]!;
+        }
+      }
+    } else {
+      const g = grantBefore(s.workersPerAgent, perHost, W - agentLeased[a]!);
+      refused = g === 0;
+      if (!refused) {
+        agentLeased[a]! += g;
+        granted[a]!.push(g);
+      }
+    }
+    if (refused) {
       if (fallback && cursor[h]! < A) {
         if (cursor[h]! >= order[h]!.length) order[h] = rendezvousOrder(h, A);
         queue.push(t + ASSUMPTIONS.refusedConnectMs + rng.uniform(cMin, cMax), h * A + order[h]![cursor[h]!++]!);
@@ -370,13 +459,19 @@ export function allocateLeases(s: LeaseSettings): Allocation {
       } else agentRefused[a]!++; // it retries this agent at the backoff's ceiling
       continue;
     }
+    hosts.push(h);
     agentHosts[a]!++;
-    agentLeased[a]! += g;
     hostAgents[h]!++;
-    hostWorkers[h]! += g;
-    leases[a]!.push([h, g]);
   }
-  return { settings: s, connectTo: k, agentHosts, agentLeased, agentRefused, hostAgents, hostWorkers, leases, hostStart, events };
+  const leases: Array<Array<[number, number]>> = [];
+  for (let a = 0; a < A; a++) {
+    const hosts = letIn[a]!;
+    const shares = model === 'share' ? sharesOf(hosts.length) : granted[a]!;
+    leases.push(hosts.map((h, i) => [h, shares[i]!]));
+    if (model === 'share') for (const g of shares) agentLeased[a]! += g;
+    for (let i = 0; i < hosts.length; i++) hostWorkers[hosts[i]!]! += shares[i]!;
+  }
+  return { settings: s, connectTo: k, agentHosts, agentLeased, agentRefused, agentGrants, agentGivenBack, hostAgents, hostWorkers, leases, hostStart, events };
 }
 
 /** Hosts with no worker on any agent: their createPool() rejects after startTimeout ('full'), or their pool has no worker. */
@@ -388,10 +483,17 @@ export function hostsWithoutWorkers(alloc: Allocation): number {
 }
 
 /**
- * With today's defaults (no workersPerAgent, --per-host = --workers) the first host to reach an agent leases all
- * of it; with every host connecting to every agent, a host gets nothing with probability (1 - 1/H)^A.
+ * Hosts with no worker when every host connects to every agent and each agent sees them in a random order (hosts
+ * that start at the same moment): an agent lets in the first min(W, H), so a host is left out of one with
+ * probability 1 - min(W, H)/H, independently per agent. (Hosts that start a second apart reach every agent in
+ * nearly the same order: then about H - W hosts get nothing.)
  */
-export function expectedHostsWithoutWorkersByDefault(hosts: number, agents: number): number {
+export function expectedHostsWithoutWorkers(hosts: number, agents: number, workers: number): number {
+  return hosts * (1 - Math.min(workers, hosts) / hosts) ** agents;
+}
+
+/** The same under the rule before the share-out, with its defaults: the first host to reach an agent took all of it. */
+export function expectedHostsWithoutWorkersBefore(hosts: number, agents: number): number {
   return hosts * (1 - 1 / hosts) ** agents;
 }
 
@@ -418,6 +520,11 @@ export interface ConnectionCosts {
   hostsWithout: number;
   /** Workers per host that has some. */
   workersPerServedHost: Spread;
+  /** Workers shared out (leased) on all agents, of agents × workers. */
+  workersInUse: number;
+  /** Per agent: GRANTs to hosts already in, and workers they gave back, while the hosts arrived (see Allocation). */
+  grants: Spread;
+  givenBack: Spread;
 }
 
 export function connectionCosts(alloc: Allocation, maxDelay: number = CODE.maxDelay): ConnectionCosts {
@@ -441,6 +548,9 @@ export function connectionCosts(alloc: Allocation, maxDelay: number = CODE.maxDe
     hostTlsBytes: perHost.max * ASSUMPTIONS.tlsConnectionBytes,
     hostsWithout: hostsWithoutWorkers(alloc),
     workersPerServedHost: spread(served),
+    workersInUse: sum(alloc.agentLeased),
+    grants: spread(alloc.agentGrants),
+    givenBack: spread(alloc.agentGivenBack),
   };
 }
 
@@ -944,6 +1054,8 @@ export interface LeaseRaceSettings {
   workers: number;
   workersPerAgent?: number;
   perHost?: number;
+  /** Default 'share' (the code). */
+  model?: LeaseModel;
   /** Hosts that held the lost agent's workers: they reconnect with the backoff from its start. */
   formerHolders: number;
   /** Hosts the agent had refused: they retry at the backoff's ceiling, at a random phase. */
@@ -955,22 +1067,25 @@ export interface LeaseRaceSettings {
 }
 
 export interface LeaseRaceResult {
-  /** All the agent's workers are leased again this long after the loss (Infinity: not within the horizon). */
+  /** The agent's workers are shared out again (as many as it will share out) this long after the loss (Infinity: not within the horizon). */
   leasedAtMs: number;
   /** ... and with the workers started: capacity back. */
   capacityBackMs: number;
-  /** Workers that went back to hosts that had them before, of those leased. */
+  /** Workers that went back to hosts that had them before, of those shared out. */
   toFormerHolders: number;
   leased: number;
 }
 
 /**
  * Who gets a restarted agent's workers: its former holders (backoff from attempt 0, full jitter) race the hosts
- * it had refused (retrying every U(0, maxDelay), at a stationary phase); the agent grants in arrival order.
+ * it had refused (retrying every U(0, maxDelay), at a stationary phase); the agent lets hosts in in the order they
+ * arrive and shares its workers out among them ('before': grants in that order).
  */
 export function leaseRace(s: LeaseRaceSettings): LeaseRaceResult {
   const rng = new Rng(hash32(s.seed, 4, s.formerHolders, s.refusedHosts));
   const perHost = s.perHost ?? s.workers;
+  const share = (s.model ?? 'share') === 'share';
+  const sharesOf = shareTable(s.workers, s.workersPerAgent, perHost);
   // Items: host index; former holders first. Each carries its attempt count.
   const n = s.formerHolders + s.refusedHosts;
   const attempts = new Int32Array(n);
@@ -981,29 +1096,449 @@ export function leaseRace(s: LeaseRaceSettings): LeaseRaceResult {
     q.push(s.maxDelay * (1 - Math.sqrt(1 - rng.next())), h);
     attempts[h] = 30;
   }
+  // Hosts let in, in order, and ('before') what each was granted.
+  const letIn: number[] = [];
+  const granted: number[] = [];
   let free = s.workers;
-  let toFormer = 0;
   const horizon = s.upAtMs + 120_000;
+  let leased = 0;
   let leasedAt = Infinity;
-  while (q.size > 0 && free > 0) {
+  while (q.size > 0) {
     const [t, h] = q.pop();
     if (t > horizon) break;
     if (t >= s.upAtMs) {
-      const g = grant(s.workersPerAgent, perHost, free);
-      free -= g;
-      if (h < s.formerHolders) toFormer += g;
-      if (free === 0) {
-        leasedAt = t;
-        break;
+      if (share) {
+        const next = sharesOf(letIn.length + 1);
+        if (next[letIn.length] === 0) break; // W hosts are in: nothing changes any more
+        letIn.push(h);
+        const total = next.reduce((x, y) => x + y, 0);
+        if (total > leased) {
+          leased = total;
+          leasedAt = t;
+        }
+        if (letIn.length === n) break;
+        continue; // let in: it holds its share and does not come back
       }
-      continue; // let in: it holds its lease and does not come back
+      const g = grantBefore(s.workersPerAgent, perHost, free);
+      free -= g;
+      letIn.push(h);
+      granted.push(g);
+      if (g > 0) {
+        leased += g;
+        leasedAt = t;
+      }
+      if (free === 0 || letIn.length === n) break;
+      continue;
     }
     attempts[h] = Math.min(attempts[h]! + 1, 30);
     q.push(t + ASSUMPTIONS.refusedConnectMs + backoffDelay(attempts[h]!, s.initialDelay, s.maxDelay, true, rng), h);
   }
+  const shares = share ? sharesOf(letIn.length) : granted;
+  let toFormer = 0;
+  for (let i = 0; i < letIn.length; i++) if (letIn[i]! < s.formerHolders) toFormer += shares[i]!;
   const [cMin, cMax] = ASSUMPTIONS.connectMs;
   const leasedAtMs = leasedAt + (cMin + cMax) / 2;
-  return { leasedAtMs, capacityBackMs: leasedAtMs + ASSUMPTIONS.workerStartMs, toFormerHolders: toFormer, leased: s.workers - free };
+  return { leasedAtMs, capacityBackMs: leasedAtMs + ASSUMPTIONS.workerStartMs, toFormerHolders: toFormer, leased };
+}
+
+// ------------------------------------------------------------------ one agent, hosts coming and going: shares and processes
+
+export interface AgentSimHost {
+  /** When its HELLO reaches the agent (ms). */
+  arriveAt: number;
+  /** When its connection ends (the agent kills its workers), ms; undefined: it stays. */
+  leaveAt?: number;
+  /** Its `workersPerAgent` (undefined: no limit). */
+  wants?: number;
+}
+
+export interface AgentSimSettings {
+  workers: number;
+  perHost?: number;
+  hosts: AgentSimHost[];
+  /** Each ready worker is busy this share of the time (1: always, one call after another); calls exponential of callMs. */
+  utilisation: number;
+  callMs: number;
+  /** One way, host to agent or back, ms. */
+  latencyMs: number;
+  workerStartMs: number;
+  /** From the END of a worker given back (or a kill) to its exit, ms. */
+  exitMs: number;
+  /** Simulated up to this time (ms). */
+  untilMs: number;
+  seed: number;
+}
+
+export interface AgentSimHostResult {
+  /** Let in (false: refused 'full'). */
+  letIn: boolean;
+  /** ms after its HELLO: its first worker ready, and as many ready as its share then (Infinity: not by untilMs). */
+  firstWorkerMs: number;
+  fullShareMs: number;
+  /** At the end (or when it left): its share, and the workers it held (starting or ready, not given back). */
+  share: number;
+  held: number;
+}
+
+export interface AgentSimResult {
+  hosts: AgentSimHostResult[];
+  /** Worker processes on the agent at most (starting, running, given back and not yet exited). */
+  maxRunning: number;
+  /** Above `workers` processes (the one replacement in use): for this long in all, and until this time at the latest. */
+  overMs: number;
+  lastOverAt: number;
+  /** GRANT messages (shares changed, or room freed), workers given back, OPENs answered "no room yet", processes started. */
+  grants: number;
+  givenBack: number;
+  noRoom: number;
+  started: number;
+  /** The agent's shares at the end, per host (0: not in). */
+  shares: number[];
+}
+
+interface SimProc {
+  host: number;
+  /** The host's view. */
+  state: 'opening' | 'starting' | 'ready' | 'retiring' | 'gone';
+  busy: boolean;
+  /** The agent started it (OPEN accepted); it has exited. */
+  onAgent: boolean;
+  exited: boolean;
+}
+
+const enum Ag {
+  Hello,
+  Leave,
+  Open,
+  End,
+  Exit,
+  ToHost,
+  Ready,
+  CallEnd,
+  CallStart,
+}
+
+interface AgEvent {
+  kind: Ag;
+  host: number;
+  proc?: SimProc;
+  /** ToHost: the message. */
+  msg?: 'welcome' | 'grant' | 'opened' | 'noRoom' | 'refusedOpen' | 'exit';
+  grant?: number;
+}
+
+/**
+ * One agent and the hosts that come and go, message by message, with the rules of agent.ts (shareOut on every
+ * arrival and departure, a GRANT to each host whose share changed, OPEN refused above `workers` + 1 processes with
+ * a GRANT to the waiting hosts when one exits) and of fleet.ts (#regrant: a host over its share gives back idle and
+ * starting workers first, busy ones once their call ends; one under it leases more). Workers alternate calls and
+ * idle gaps at the given load.
+ */
+export function simulateAgent(s: AgentSimSettings): AgentSimResult {
+  const rng = new Rng(hash32(s.seed, 5, s.workers, s.hosts.length));
+  const W = s.workers;
+  const perHost = s.perHost ?? W;
+  const H = s.hosts.length;
+  const q = new EventQueue<AgEvent>();
+  const lat = s.latencyMs;
+  // The agent's side.
+  const order: number[] = [];
+  const grantAt = new Array<number>(H).fill(0);
+  const agentProcs: Array<Set<SimProc>> = Array.from({ length: H }, () => new Set());
+  const waitingAt = new Array<boolean>(H).fill(false);
+  const inAgent = new Array<boolean>(H).fill(false);
+  let dying = 0;
+  // The host's side.
+  const grantKnown = new Array<number>(H).fill(0);
+  const welcomed = new Array<boolean>(H).fill(false);
+  const waiting = new Array<boolean>(H).fill(false);
+  const gone = new Array<boolean>(H).fill(false);
+  const procs: SimProc[][] = Array.from({ length: H }, () => []);
+  const results: AgentSimHostResult[] = s.hosts.map(() => ({ letIn: false, firstWorkerMs: Infinity, fullShareMs: Infinity, share: 0, held: 0 }));
+  let maxRunning = 0;
+  let overMs = 0;
+  let lastOverAt = 0;
+  let overSince = -1;
+  let grants = 0;
+  let givenBack = 0;
+  let noRoom = 0;
+  let started = 0;
+  let now = 0;
+
+  const running = () => {
+    let n = dying;
+    for (const set of agentProcs) n += set.size;
+    return n;
+  };
+  const countRunning = () => {
+    const r = running();
+    maxRunning = Math.max(maxRunning, r);
+    if (r > W && overSince < 0) overSince = now;
+    if (r <= W && overSince >= 0) {
+      overMs += now - overSince;
+      lastOverAt = now;
+      overSince = -1;
+    }
+  };
+  const toHost = (host: number, msg: AgEvent['msg'], extra: Partial<AgEvent> = {}) => q.push(now + lat, { kind: Ag.ToHost, host, msg, ...extra });
+  const shareOutNow = () => {
+    const shares = shareOut(order.map((h) => s.hosts[h]!.wants), W, perHost);
+    order.forEach((h, i) => {
+      if (grantAt[h] === shares[i]) return;
+      const told = grantAt[h]! > 0; // as agent.ts: a host being let in learns its share in its WELCOME
+      grantAt[h] = shares[i]!;
+      if (told) {
+        grants++;
+        toHost(h, 'grant', { grant: shares[i] });
+      }
+    });
+  };
+  const agentExited = () => {
+    countRunning();
+    if (running() < W + 1) {
+      for (let h = 0; h < H; h++) {
+        if (!waitingAt[h] || !inAgent[h]) continue;
+        waitingAt[h] = false;
+        grants++;
+        toHost(h, 'grant', { grant: grantAt[h] });
+      }
+    }
+  };
+  // Host side.
+  const held = (h: number) => procs[h]!.filter((p) => p.state === 'opening' || p.state === 'starting' || p.state === 'ready');
+  const leased = (h: number) => procs[h]!.filter((p) => p.state !== 'gone').length;
+  const checkShare = (h: number) => {
+    const r = results[h]!;
+    const ready = procs[h]!.filter((p) => p.state === 'ready').length;
+    if (ready > 0 && r.firstWorkerMs === Infinity) r.firstWorkerMs = now - s.hosts[h]!.arriveAt;
+    if (grantKnown[h]! > 0 && ready >= grantKnown[h]! && r.fullShareMs === Infinity) r.fullShareMs = now - s.hosts[h]!.arriveAt;
+  };
+  const fill = (h: number) => {
+    if (gone[h] || !welcomed[h]) return;
+    while (!waiting[h] && grantKnown[h]! - leased(h) > 0) {
+      const p: SimProc = { host: h, state: 'opening', busy: false, onAgent: false, exited: false };
+      procs[h]!.push(p);
+      q.push(now + lat, { kind: Ag.Open, host: h, proc: p });
+    }
+  };
+  const giveBack = (p: SimProc) => {
+    p.state = 'retiring';
+    givenBack++;
+    if (!p.busy) q.push(now + lat, { kind: Ag.End, host: p.host, proc: p }); // idle (or starting): END at once
+  };
+  const regrant = (h: number) => {
+    const mine = held(h);
+    const over = mine.length - grantKnown[h]!;
+    if (over > 0) {
+      // Idle and starting workers first (load 0), then busy ones; in the order they were leased.
+      const sorted = [...mine].sort((x, y) => Number(x.busy) - Number(y.busy));
+      for (const p of sorted.slice(0, over)) giveBack(p);
+    }
+    fill(h);
+  };
+  const idleGap = () => (s.utilisation >= 1 ? 0 : rng.exponential((s.callMs * (1 - s.utilisation)) / s.utilisation));
+
+  s.hosts.forEach((host, h) => {
+    q.push(host.arriveAt, { kind: Ag.Hello, host: h });
+    if (host.leaveAt !== undefined) q.push(host.leaveAt, { kind: Ag.Leave, host: h });
+  });
+  while (q.size > 0 && q.peekTime() <= s.untilMs) {
+    const [t, e] = q.pop();
+    now = t;
+    const h = e.host;
+    switch (e.kind) {
+      case Ag.Hello: {
+        if (gone[h]) break;
+        const shares = shareOut([...order, h].map((x) => s.hosts[x]!.wants), W, perHost);
+        if (shares[order.length] === 0) break; // refused 'full'
+        order.push(h);
+        inAgent[h] = true;
+        results[h]!.letIn = true;
+        shareOutNow();
+        toHost(h, 'welcome', { grant: grantAt[h] });
+        break;
+      }
+      case Ag.Leave: {
+        gone[h] = true;
+        results[h]!.share = grantKnown[h]!;
+        results[h]!.held = held(h).length;
+        if (!inAgent[h]) break;
+        inAgent[h] = false;
+        order.splice(order.indexOf(h), 1);
+        grantAt[h] = 0;
+        // Its workers are killed: they count until they have exited.
+        for (const p of agentProcs[h]!) {
+          dying++;
+          q.push(now + s.exitMs, { kind: Ag.Exit, host: h, proc: p });
+        }
+        agentProcs[h]!.clear();
+        shareOutNow();
+        agentExited();
+        break;
+      }
+      case Ag.Open: {
+        const p = e.proc!;
+        if (!inAgent[h]) break;
+        if (agentProcs[h]!.size >= grantAt[h]! + 1) toHost(h, 'refusedOpen', { proc: p });
+        else if (running() >= W + 1) {
+          noRoom++;
+          waitingAt[h] = true;
+          toHost(h, 'noRoom', { proc: p });
+        } else {
+          agentProcs[h]!.add(p);
+          p.onAgent = true;
+          started++;
+          countRunning();
+          q.push(now + s.workerStartMs, { kind: Ag.Ready, host: h, proc: p });
+        }
+        break;
+      }
+      case Ag.End: {
+        const p = e.proc!;
+        if (p.onAgent && !p.exited && agentProcs[h]!.has(p)) q.push(now + s.exitMs, { kind: Ag.Exit, host: h, proc: p });
+        break;
+      }
+      case Ag.Exit: {
+        const p = e.proc!;
+        if (p.exited) break;
+        p.exited = true;
+        if (agentProcs[h]!.delete(p)) toHost(h, 'exit', { proc: p });
+        else dying--;
+        agentExited();
+        break;
+      }
+      case Ag.Ready: {
+        // On the agent: the worker is up; the host hears of it one latency later (ToHost 'opened').
+        const p = e.proc!;
+        if (p.exited || !agentProcs[h]!.has(p)) break;
+        toHost(h, 'opened', { proc: p });
+        break;
+      }
+      case Ag.CallStart: {
+        const p = e.proc!;
+        if (p.exited || p.state !== 'ready') break;
+        p.busy = true;
+        q.push(now + rng.exponential(s.callMs), { kind: Ag.CallEnd, host: h, proc: p });
+        break;
+      }
+      case Ag.CallEnd: {
+        const p = e.proc!;
+        p.busy = false;
+        if (p.exited) break;
+        // Given back while busy: the host ends it once the answer is in (one latency there, one back).
+        if (p.state === 'retiring') q.push(now + 2 * lat, { kind: Ag.End, host: h, proc: p });
+        else q.push(now + idleGap(), { kind: Ag.CallStart, host: h, proc: p });
+        break;
+      }
+      case Ag.ToHost: {
+        if (gone[h]) break;
+        const p = e.proc;
+        switch (e.msg) {
+          case 'welcome':
+            welcomed[h] = true;
+            grantKnown[h] = e.grant!;
+            waiting[h] = false;
+            fill(h);
+            break;
+          case 'grant':
+            grantKnown[h] = e.grant!;
+            waiting[h] = false;
+            regrant(h);
+            checkShare(h);
+            break;
+          case 'noRoom':
+            // No worker there (and not leased): lease nothing more here until a GRANT says there is room.
+            waiting[h] = true;
+            p!.state = 'gone';
+            procs[h] = procs[h]!.filter((x) => x !== p);
+            break;
+          case 'refusedOpen':
+            p!.state = 'gone';
+            procs[h] = procs[h]!.filter((x) => x !== p);
+            break;
+          case 'opened':
+            if (p!.state === 'opening') {
+              p!.state = 'ready';
+              q.push(now + idleGap(), { kind: Ag.CallStart, host: h, proc: p });
+            }
+            checkShare(h);
+            break;
+          case 'exit':
+            // A worker given back has exited: the lease is free (fleet.ts #onExit fills again).
+            p!.state = 'gone';
+            procs[h] = procs[h]!.filter((x) => x !== p);
+            fill(h);
+            break;
+        }
+        break;
+      }
+    }
+  }
+  now = s.untilMs;
+  countRunning();
+  if (overSince >= 0) {
+    overMs += now - overSince;
+    lastOverAt = now;
+  }
+  for (let h = 0; h < H; h++) {
+    if (gone[h]) continue;
+    results[h]!.share = grantKnown[h]!;
+    results[h]!.held = held(h).length;
+  }
+  return { hosts: results, maxRunning, overMs, lastOverAt, grants, givenBack, noRoom, started, shares: grantAt.slice() };
+}
+
+export interface RolloutRow {
+  workers: number;
+  /** Hosts holding the agent's workers before (at the load given), then one more arrives. */
+  hosts: number;
+  utilisation: number;
+  callMs: number;
+  /** The newcomer's share, and what the hosts before gave back. */
+  share: number;
+  givenBack: number;
+  /** The newcomer's first worker ready, its whole share ready (ms after its HELLO). */
+  first: Spread;
+  full: Spread;
+  /** The agent back at `workers` processes (the last given-back worker exited), ms after the HELLO. */
+  settled: Spread;
+  maxRunning: number;
+}
+
+/** A rolling update's first step at one agent: `hosts` hosts hold its workers, busy at `utilisation`; one more connects. */
+export function rolloutStep(workers: number, hosts: number, utilisation: number, callMs: number, trials: number, seed: number, latencyMs = 0.25): RolloutRow {
+  // Late enough for the workers' calls to have reached their steady state.
+  const arrive = 2000 + 5 * callMs;
+  const first: number[] = [];
+  const full: number[] = [];
+  const settled: number[] = [];
+  let maxRunning = 0;
+  let share = 0;
+  let givenBack = 0;
+  for (let i = 0; i < trials; i++) {
+    const r = simulateAgent({
+      workers,
+      hosts: [...Array.from({ length: hosts }, (_, h) => ({ arriveAt: h })), { arriveAt: arrive }],
+      utilisation,
+      callMs,
+      latencyMs,
+      workerStartMs: ASSUMPTIONS.workerStartMs,
+      exitMs: ASSUMPTIONS.workerExitMs,
+      untilMs: arrive + 20 * callMs + 10_000,
+      seed: hash32(seed, i),
+    });
+    const newcomer = r.hosts[hosts]!;
+    first.push(newcomer.firstWorkerMs);
+    full.push(newcomer.fullShareMs);
+    settled.push(r.overMs > 0 ? r.lastOverAt - arrive : 0);
+    maxRunning = Math.max(maxRunning, r.maxRunning);
+    share = newcomer.share;
+  }
+  // What the hosts in gave back for it: their shares before and after.
+  const before = shareOut(new Array<undefined>(hosts).fill(undefined), workers);
+  const after = shareOut(new Array<undefined>(hosts + 1).fill(undefined), workers);
+  for (let h = 0; h < hosts; h++) givenBack += before[h]! - after[h]!;
+  return { workers, hosts, utilisation, callMs, share, givenBack, first: spread(first), full: spread(full), settled: spread(settled), maxRunning };
 }
 
 // ------------------------------------------------------------------ a case, end to end
@@ -1085,7 +1620,7 @@ export function runCase(c: CaseSettings): CaseReport {
   for (let i = 1; i < c.trials; i++) without.push(hostsWithoutWorkers(allocateLeases({ ...c, seed: hash32(c.seed, 100 + i) })));
   const heartbeat = heartbeatLoad(alloc, c.heartbeatInterval);
   const dns = dnsLoad(c.hosts, c.agents, alloc.hostStart, c.names, c.resolveInterval);
-  const lost = c.model === 'shared' ? undefined : lostAgent(c, alloc);
+  const lost = c.model === 'shared' || c.model === 'before' ? undefined : lostAgent(c, alloc);
   return { settings: c, alloc, costs, withoutOverTrials: spread(without), heartbeat, dns, lost, ms: performance.now() - t0 };
 }
 
@@ -1124,6 +1659,7 @@ export function lostAgent(c: CaseSettings, alloc: Allocation): LostAgentReport |
     workers: c.workers,
     workersPerAgent: c.workersPerAgent,
     perHost: c.perHost,
+    model: c.model,
     formerHolders: leases.length,
     refusedHosts: alloc.agentRefused[agent]!,
     upAtMs: c.restartMs,
@@ -1187,29 +1723,54 @@ function settingLabel(s: LeaseSettings): string {
   const parts = [s.workersPerAgent === undefined ? 'defaults' : `workersPerAgent ${s.workersPerAgent}`];
   if (s.perHost !== undefined) parts.push(`--per-host ${s.perHost}`);
   if (s.connectTo !== undefined && s.connectTo < s.agents) parts.push(`connect to ${s.connectTo} (rendezvous${s.fallback ? ', next on refusal' : ''})`);
+  if (s.startSpreadMs !== DEFAULTS.startSpreadMs) parts.push(s.startSpreadMs === 0 ? 'hosts start together' : `hosts start within ${secs(s.startSpreadMs)}`);
+  if (s.model === 'before') parts.unshift('before (first come)');
   return parts.join(', ');
 }
 
+const caseLabel = (s: LeaseSettings) => `${n0(s.agents)} × ${s.workers}, ${n0(s.hosts)}`;
+
 export function formatCases(reports: CaseReport[]): string {
   const out: string[] = [];
-  out.push('### Leases and connections\n');
+  // The rule before the share-out is compared in the first table only (unless it is all there is).
+  const current = reports.filter((r) => r.settings.model !== 'before');
+  const now = current.length > 0 ? current : reports;
+  out.push('### Shares: which hosts get workers\n');
   out.push(
     table(
-      ['A × W, H', 'settings', 'TLS conns tried', 'kept open', 'per agent (mean / max)', 'per host', 'hosts with no worker', 'workers per served host (min / median / max)', 'refused handshakes/s per agent (max)', "agent CPU on them", 'FDs per agent', 'TLS memory per agent / per host'],
-      reports.map((r) => {
+      ['A × W, H', 'settings', 'workers shared out', 'hosts with no worker', 'hosts with some: workers (min / median / max)', 'hosts let in per agent (mean / max)', 'per agent while hosts arrived: GRANTs / workers given back (max)'],
+      reports
+        .filter((r) => r.settings.model !== 'shared')
+        .map((r) => {
+          const s = r.settings;
+          const c = r.costs;
+          const without = s.trials > 1 ? `${n1(r.withoutOverTrials.mean)} (mean of ${s.trials} seeds)` : n0(c.hostsWithout);
+          return [
+            caseLabel(s),
+            settingLabel(s),
+            `${n0(c.workersInUse)} of ${n0(s.agents * s.workers)}`,
+            without,
+            `${n0(c.workersPerServedHost.min)} / ${n0(c.workersPerServedHost.p50)} / ${n0(c.workersPerServedHost.max)}`,
+            `${n1(c.perAgent.mean)} / ${n0(c.perAgent.max)}`,
+            s.model === 'before' ? '—' : `${n0(c.grants.max)} / ${n0(c.givenBack.max)}`,
+          ];
+        }),
+    ),
+  );
+  out.push('\n### Connections\n');
+  out.push(
+    table(
+      ['A × W, H', 'settings', 'TLS conns tried', 'kept open', 'per agent (mean / max)', 'per host', 'refused handshakes/s per agent (max)', 'agent CPU on them', 'FDs per agent', 'TLS memory per agent / per host'],
+      now.map((r) => {
         const s = r.settings;
         const c = r.costs;
-        const without = s.trials > 1 ? `${n1(r.withoutOverTrials.mean)} (mean of ${s.trials} seeds)` : n0(c.hostsWithout);
-        const served = s.model === 'shared' ? '—' : `${n0(c.workersPerServedHost.min)} / ${n0(c.workersPerServedHost.p50)} / ${n0(c.workersPerServedHost.max)}`;
         return [
-          `${n0(s.agents)} × ${s.workers}, ${n0(s.hosts)}`,
+          caseLabel(s),
           settingLabel(s),
           n0(c.attempted),
           n0(c.established),
           `${n1(c.perAgent.mean)} / ${n0(c.perAgent.max)}`,
           `${n0(r.alloc.connectTo)} tried, ${n0(c.perHost.max)} kept`,
-          s.model === 'shared' ? '—' : without,
-          served,
           n1(c.refusedPerSecond.max),
           pct(c.refusedCpuShare),
           n0(c.agentFds),
@@ -1224,14 +1785,14 @@ export function formatCases(reports: CaseReport[]): string {
   out.push(
     table(
       ['A × W, H', 'settings', 'busiest agent: msgs/s', 'bytes/s (TLS records)', 'with TCP/IP headers', 'all agents: msgs/s', 'bytes/s', 'PINGs/s sent by a host'],
-      reports.map((r) => {
+      now.map((r) => {
         const h = r.heartbeat;
-        return [`${n0(r.settings.agents)} × ${r.settings.workers}, ${n0(r.settings.hosts)}`, settingLabel(r.settings), n0(h.agentMessagesPerSecond), `${bytes(h.agentBytesPerSecond)}/s`, `${bytes(h.agentWireBytesPerSecond)}/s`, n0(h.totalMessagesPerSecond), `${bytes(h.totalBytesPerSecond)}/s`, n0(h.hostPingsPerSecond)];
+        return [caseLabel(r.settings), settingLabel(r.settings), n0(h.agentMessagesPerSecond), `${bytes(h.agentBytesPerSecond)}/s`, `${bytes(h.agentWireBytesPerSecond)}/s`, n0(h.totalMessagesPerSecond), `${bytes(h.totalBytesPerSecond)}/s`, n0(h.hostPingsPerSecond)];
       }),
     ),
   );
   const byCase = new Map<string, CaseReport>();
-  for (const r of reports) if (!byCase.has(`${r.settings.agents}/${r.settings.hosts}`)) byCase.set(`${r.settings.agents}/${r.settings.hosts}`, r);
+  for (const r of now) if (!byCase.has(`${r.settings.agents}/${r.settings.hosts}`)) byCase.set(`${r.settings.agents}/${r.settings.hosts}`, r);
   out.push('\n### DNS (every pool resolves each name every resolveInterval)\n');
   out.push(
     table(
@@ -1245,13 +1806,13 @@ export function formatCases(reports: CaseReport[]): string {
   out.push('\n### A lost agent (the one with most hosts; SIGKILL, back at the same address after restartMs)\n');
   out.push(
     table(
-      ['A × W, H', 'settings', 'its hosts', 'their pools lost', 'hosts left with no worker', 'in doubt: closed at once', 'silent (detected after ~5.5 s)', 'bound (workers × depth)', 'queued at hosts (move)', 'all workers leased again', 'to former holders'],
-      reports
+      ['A × W, H', 'settings', 'its hosts', 'their pools lost', 'hosts left with no worker', 'in doubt: closed at once', 'silent (detected after ~5.5 s)', 'bound (workers × depth)', 'queued at hosts (move)', 'all workers shared out again', 'to former holders'],
+      now
         .filter((r) => r.lost)
         .map((r) => {
           const l = r.lost!;
           return [
-            `${n0(r.settings.agents)} × ${r.settings.workers}, ${n0(r.settings.hosts)}`,
+            caseLabel(r.settings),
             settingLabel(r.settings),
             n0(l.hosts),
             pct(l.poolShareLost),
@@ -1298,18 +1859,52 @@ export function formatStorms(rows: StormRow[]): string {
   );
 }
 
-/** Agents of W workers the lease model needs for every host to lease `perAgent` workers on `k` agents. */
+/** Agents of W workers needed for every host to hold `perAgent` workers on each of `k` agents (an agent lets in at most W hosts). */
 export function agentsNeeded(hosts: number, workers: number, k: number, perAgent = 1): number {
   return Math.ceil((hosts * k * perAgent) / workers);
 }
 
 export function formatSizing(sizes: Array<{ agents: number; hosts: number; workers: number }>): string {
   return table(
-    ['A × W, H', 'workers', 'hosts that can hold one', 'agents of W for every host: 1 worker on 1 agent', 'on 2 agents', 'connections then (k = 2)', 'per agent'],
+    ['A × W, H', 'workers', 'hosts that can hold one (hosts spread over the agents)', 'agents of W for every host: 1 worker on 1 agent', 'on 2 agents', 'connections then (k = 2)', 'per agent'],
     sizes.map(({ agents, hosts, workers }) => {
       const two = agentsNeeded(hosts, workers, 2);
       return [`${n0(agents)} × ${workers}, ${n0(hosts)}`, n0(agents * workers), n0(Math.min(hosts, agents * workers)), n0(agentsNeeded(hosts, workers, 1)), n0(two), n0(hosts * 2), n1((hosts * 2) / two)];
     }),
+  );
+}
+
+/** The rolling-update rows of docs/scaling.md: an agent of 4 (the manifest's) or 8 workers, 2 hosts, one more connects. */
+export function rolloutRows(seed: number, trials = 200): RolloutRow[] {
+  const rows: RolloutRow[] = [];
+  for (const [workers, callMs, utilisation] of [
+    [4, 10, 0.7],
+    [4, 30_000, 0.7],
+    [8, 10, 0.7],
+    [8, 1000, 0.7],
+    [8, 30_000, 0.7],
+    [8, 30_000, 1],
+  ] as const) {
+    rows.push(rolloutStep(workers, 2, utilisation, callMs, trials, seed));
+  }
+  return rows;
+}
+
+export function formatRollout(rows: RolloutRow[]): string {
+  return table(
+    ['agent of W', 'hosts in, then one more', 'calls', 'load', "newcomer's share", 'workers given back for it', 'its first worker ready (mean)', 'its whole share ready: mean / p99 / max', 'back to W processes after: mean / max', 'processes at most'],
+    rows.map((r) => [
+      `W = ${r.workers}`,
+      `${r.hosts} + 1`,
+      secs(r.callMs),
+      pct(r.utilisation),
+      String(r.share),
+      String(r.givenBack),
+      secs(r.first.mean),
+      `${secs(r.full.mean)} / ${secs(r.full.p99)} / ${secs(r.full.max)}`,
+      `${secs(r.settled.mean)} / ${secs(r.settled.max)}`,
+      String(r.maxRunning),
+    ]),
   );
 }
 
@@ -1332,20 +1927,25 @@ export function formatAssumptions(): string {
 
 // ------------------------------------------------------------------ the command
 
-/** The cases of docs/scaling.md: each size with today's defaults, with workersPerAgent, and with a change we would make. */
+/**
+ * The cases of docs/scaling.md: each size with the code's defaults, with the rule before the share-out (for
+ * comparison), with hosts that start together (a random order at each agent), and with changes we would make.
+ */
 export function defaultCases(seed = 1): CaseSettings[] {
   const c = (label: string, agents: number, hosts: number, extra: Partial<CaseSettings> = {}, trials = 1): CaseSettings => ({ ...DEFAULTS, seed, label, agents, hosts, trials, ...extra });
   return [
-    c('A=3, H=2', 3, 2, {}, 400),
-    c('A=3, H=2', 3, 2, { workersPerAgent: 4 }, 400),
+    c('A=3, H=2', 3, 2, { workers: 4 }, 400),
+    c('A=3, H=2', 3, 2, { workers: 4, model: 'before' }, 400),
     c('A=100, H=100', 100, 100, {}, 40),
-    c('A=100, H=100', 100, 100, { workersPerAgent: 1 }, 40),
-    c('A=100, H=100', 100, 100, { workersPerAgent: 1, connectTo: 8 }, 40),
-    c('A=100, H=100', 100, 100, { workersPerAgent: 1, connectTo: 8, fallback: true }, 40),
+    c('A=100, H=100', 100, 100, { model: 'before' }, 40),
+    c('A=100, H=100', 100, 100, { startSpreadMs: 0 }, 40),
+    c('A=100, H=100', 100, 100, { connectTo: 8 }, 40),
+    c('A=100, H=100', 100, 100, { connectTo: 8, fallback: true }, 40),
     c('A=100, H=10,000', 100, 10_000, {}),
-    c('A=100, H=10,000', 100, 10_000, { workersPerAgent: 1 }),
-    c('A=100, H=10,000', 100, 10_000, { workersPerAgent: 1, connectTo: 2 }),
-    c('A=2,500, H=10,000', 2500, 10_000, { workersPerAgent: 1, connectTo: 2, fallback: true }),
+    c('A=100, H=10,000', 100, 10_000, { model: 'before' }),
+    c('A=100, H=10,000', 100, 10_000, { startSpreadMs: 0 }),
+    c('A=100, H=10,000', 100, 10_000, { connectTo: 2 }),
+    c('A=2,500, H=10,000', 2500, 10_000, { connectTo: 2, fallback: true }),
     c('A=100, H=10,000', 100, 10_000, { model: 'shared' }),
     c('A=100, H=10,000', 100, 10_000, { model: 'shared', connectTo: 2 }),
   ];
@@ -1376,14 +1976,15 @@ const FLAGS: Record<string, keyof CaseSettings> = {
 
 const HELP = `Usage: node --import tsx bench/scaling-sim.ts [options]
 
-With no option: the cases of docs/scaling.md (A=3 H=2, A=100 H=100, A=100 H=10,000; W=8).
-With --agents and --hosts: that case alone.
+With no option: the cases of docs/scaling.md (A=3 × W=4 with H=2; A=100 × W=8 with H=100 and H=10,000).
+With --agents and --hosts: that case alone (W = 8 unless --workers).
 
 Options (defaults: the code's):
 ${Object.keys(FLAGS)
   .map((f) => `  --${f} N`)
   .join('\n')}
   --fallback          with --connect-to: a refused host tries the next agent in its rendezvous order
+  --before            the lease rule before the share-out (first come: min(asked, --per-host, free)), to compare
   --shared            hypothetical: no lease, every host let in on every agent it connects to
   --help`;
 
@@ -1398,6 +1999,10 @@ function parseCli(argv: string[]): { cases: CaseSettings[]; seed: number } | und
     }
     if (arg === '--fallback') {
       o.fallback = true;
+      continue;
+    }
+    if (arg === '--before') {
+      o.model = 'before';
       continue;
     }
     const [flag, inline] = arg.replace(/^--/, '').split('=') as [string, string | undefined];
@@ -1459,21 +2064,26 @@ function main(): void {
   const doubtStart = performance.now();
   const doubt = inDoubtTable(parsed.seed, first.callMs, first.rttMs, first.heartbeatTimeout + first.heartbeatInterval / 2);
   const doubtMs = performance.now() - doubtStart;
+  const rolloutStart = performance.now();
+  const rollout = rolloutRows(parsed.seed);
+  const rolloutMs = performance.now() - rolloutStart;
 
   const print = (s: string) => process.stdout.write(`${s}\n`);
-  print(`# Remote workers at scale: simulation (seed ${parsed.seed}, W = ${first.workers} workers per agent, calls of ${first.callMs} ms at ${pct(first.utilisation)} load, RTT ${first.rttMs} ms)\n`);
+  print(`# Remote workers at scale: simulation (seed ${parsed.seed}; A agents of W workers, H hosts; calls of ${first.callMs} ms at ${pct(first.utilisation)} load, RTT ${first.rttMs} ms)\n`);
   print(formatCases(reports));
-  print(`\n### Sizing under the lease model (a worker serves one host)\n`);
+  print(`\n### Sizing (a worker serves one host; an agent lets in at most W hosts)\n`);
   const sizes = new Map<string, { agents: number; hosts: number; workers: number }>();
   for (const c of parsed.cases) if (c.model !== 'shared') sizes.set(`${c.agents}/${c.hosts}/${c.workers}`, { agents: c.agents, hosts: c.hosts, workers: c.workers });
   print(formatSizing([...sizes.values()]));
+  print(`\n### A rolling update at one agent: 2 hosts hold its workers, busy at the load given; a third connects (mean of 200 runs; RTT 0.5 ms, worker start ${ASSUMPTIONS.workerStartMs} ms, exit ${ASSUMPTIONS.workerExitMs} ms)\n`);
+  print(formatRollout(rollout));
   print(`\n### Reconnect storm: every host was connected to the lost agent and reconnects (backoff ${first.initialDelay} ms doubling to ${first.maxDelay} ms)\n`);
   print(formatStorms(storms));
   print(`\n### Calls in doubt when an agent is lost: one host's pool of 8 workers, calls of ${first.callMs} ms\n`);
   print(formatInDoubt(doubt));
   print(`\n${formatAssumptions()}`);
   const times = [...timing].map(([label, ms]) => `${label} ${Math.round(ms)} ms`).join(', ');
-  print(`\nTime: ${times}; storms ${Math.round(stormMs)} ms; in-doubt table ${Math.round(doubtMs)} ms; total ${Math.round(performance.now() - started)} ms.`);
+  print(`\nTime: ${times}; storms ${Math.round(stormMs)} ms; in-doubt table ${Math.round(doubtMs)} ms; rolling update ${Math.round(rolloutMs)} ms; total ${Math.round(performance.now() - started)} ms.`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
