@@ -504,9 +504,11 @@ describe('the agent runs its workers: caps, recycling, drain', { skip }, () => {
     const agent = await AgentProcess.start({ args: ['--workers', '1'] });
     try {
       const { execFileSync } = await import('node:child_process');
+      // A second endpoint where nothing listens: its reconnection attempts must not keep Node alive either.
+      const nobody = { endpoint: `127.0.0.1:${await freePort()}` } as AgentProcess;
       const script = `
         import { createPool } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
-        const pool = await createPool({ remote: ${JSON.stringify(remoteOptions([agent]))} });
+        const pool = await createPool({ remote: ${JSON.stringify(remoteOptions([agent, nobody]))} });
         console.log(await pool.eval('40 + 2'));
       `;
       const started = Date.now();

@@ -82,7 +82,9 @@ export class AgentConnection {
   #heartbeat: NodeJS.Timeout | undefined;
   #lastHeard = 0;
   #closed = false;
-  #referenced = true;
+  /** Whether the socket keeps Node alive: while a link wants it, or while the pool waits for its first agent. */
+  #referenced = false;
+  #holding = false;
 
   constructor(address: Address, servername: string | undefined, options: ResolvedRemoteOptions, events: ConnectionEvents) {
     this.#address = address;
@@ -327,8 +329,14 @@ export class AgentConnection {
     this.#updateRef();
   }
 
+  /** Keep Node alive for this connection (while createPool waits for it), or stop. */
+  hold(on: boolean): void {
+    this.#holding = on;
+    this.#updateRef();
+  }
+
   #updateRef(): void {
-    let wanted = false;
+    let wanted = this.#holding;
     for (const link of this.#links.values()) if (link.referenced) wanted = true;
     if (wanted === this.#referenced) return;
     this.#referenced = wanted;

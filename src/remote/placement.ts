@@ -28,6 +28,7 @@ export class Placement {
   readonly #events: ConnectionEvents;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #starting = false;
   #welcomed: (() => void) | undefined;
 
   constructor(options: ResolvedRemoteOptions, hooks: PlacementHooks) {
@@ -52,10 +53,21 @@ export class Placement {
 
   /** Resolve and connect; resolves once an agent has let this host in, rejects after `timeout` ms if none did. */
   async start(timeout: number): Promise<void> {
-    await this.#resolve(true);
-    this.#scheduleResolve();
-    if (this.connections.some((c) => c.open)) return;
-    await new Promise<void>((resolve, reject) => {
+    this.#starting = true;
+    try {
+      await this.#resolve(true);
+      this.#scheduleResolve();
+      if (this.connections.some((c) => c.open)) return;
+      await this.#firstWelcome(timeout);
+    } finally {
+      // From now on a connection keeps Node alive only while its workers have work.
+      this.#starting = false;
+      for (const connection of this.#connections.values()) connection.hold(false);
+    }
+  }
+
+  #firstWelcome(timeout: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#welcomed = undefined;
         reject(this.#failure(timeout));
@@ -128,6 +140,7 @@ export class Placement {
     }
     const connection = new AgentConnection({ host, port }, servername, this.#options, this.#events);
     this.#connections.set(key, connection);
+    if (this.#starting) connection.hold(true);
     connection.connect();
   }
 
