@@ -258,6 +258,9 @@ describe('what an agent lets in', { skip }, () => {
     const noAuth = run(['--listen', '127.0.0.1:0', '--tls-cert', c.files.cert, '--tls-key', c.files.key]);
     assert.equal(noAuth.status, 2);
     assert.match(noAuth.stderr, /token|tls-ca/);
+    const loopbackNoToken = run(['--listen', '127.0.0.1:0', '--insecure']);
+    assert.equal(loopbackNoToken.status, 2, 'a token is needed without TLS too');
+    assert.match(loopbackNoToken.stderr, /token/);
   });
 });
 

@@ -40,7 +40,8 @@ connects with createPool({ remote: { endpoints: ['HOST:PORT'], token, ca } })
 and leases workers: each runs for that host alone. The connection is TLS
 (--tls-cert, --tls-key), and a host is let in with the token (--token-file or
 $PYWORKERS_TOKEN, at least 16 characters) or, with --tls-ca, a client
-certificate; both when both are given. --insecure (no TLS) is for loopback only.
+certificate; both when both are given. --insecure (no TLS) is for loopback only,
+and still needs the token.
 
 On SIGTERM the agent stops taking hosts and workers (/readyz answers 503), lets
 running calls finish within --drain-timeout, then exits 0.

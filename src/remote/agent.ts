@@ -24,7 +24,7 @@ export type AgentPoolOptions = Pick<PoolOptions, 'workers' | 'python' | 'venv' |
 export interface AgentOptions extends AgentPoolOptions {
   /** Where to accept hosts: `'HOST:PORT'` (port 0: any free port, see `agent.address`). */
   listen: string;
-  /** The token hosts must present (compared in constant time). Required unless `tls.ca` (mutual TLS) is given. */
+  /** The token hosts must present (compared in constant time). Required unless `tls.ca` (mutual TLS) is given; always without TLS. */
   token?: string;
   /** The agent's certificate and key (PEM), and with `ca` the CA that hosts' client certificates must chain to. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
@@ -87,8 +87,13 @@ export function resolveAgentOptions(options: unknown): ResolvedAgentOptions {
   if (!insecure && !tlsOptions) throw new ArgumentError('An agent speaks TLS: give options.tls ({ cert, key }), or options.insecure on a loopback address');
   const token = o.token === undefined ? undefined : checkString(o.token, 'options.token');
   if (token !== undefined && token.length < 16) throw new ArgumentError('options.token must be at least 16 characters');
-  if (token === undefined && !tlsOptions?.ca && !insecure) {
-    throw new ArgumentError('An agent authenticates its hosts: give options.token, or options.tls.ca (mutual TLS: hosts present certificates it signed)');
+  if (token === undefined && !tlsOptions?.ca) {
+    // Also on loopback without TLS: any local user could otherwise run code as the agent's.
+    throw new ArgumentError(
+      insecure
+        ? 'An agent authenticates its hosts: without TLS (options.insecure) give options.token'
+        : 'An agent authenticates its hosts: give options.token, or options.tls.ca (mutual TLS: hosts present certificates it signed)',
+    );
   }
   const poolOptions: Record<string, unknown> = {};
   for (const key of POOL_KEYS) if (o[key] !== undefined) poolOptions[key] = o[key];
