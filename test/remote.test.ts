@@ -3,6 +3,7 @@
  * TLS. The API is the local pool's; these tests check that it holds through an agent, and what an agent lets in.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +35,10 @@ describe('a remote pool has the local API', { skip }, () => {
   after(async () => {
     await closeAll();
     await agent.stop();
+  });
+
+  test("a host's code cannot read the agent's token", async () => {
+    assert.equal(await pool.eval('__import__("os").environ.get("PYWORKERS_TOKEN")'), null);
   });
 
   test('call, eval, exec (on every leased worker)', async () => {
@@ -608,4 +613,78 @@ test('examples/remote-workers.ts runs', async () => {
   assert.match(out, /context: remote workers/);
   assert.match(out, new RegExp(`worker \\d+ on ${os.hostname()}: pid \\d+, [\\d.]+ MiB resident, cap 256 MiB`));
   assert.match(out, /agent: \{ hosts: 1, workers: 2, leased: 2 \}/);
+});
+
+describe('review findings', { skip }, () => {
+  after(closeAll);
+
+  test('a call on an agent that dies settles even when nothing else keeps Node alive', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const { spawn } = await import('node:child_process');
+      const script = `
+        import { createPool } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+        const pool = await createPool({ remote: ${JSON.stringify(remoteOptions([agent], { heartbeatInterval: 100, heartbeatTimeout: 500, reconnect: { initialDelay: 50, maxDelay: 200 } }))} });
+        console.log('ready');
+        try {
+          await pool.eval('__import__("time").sleep(3)');
+          console.log('resolved');
+        } catch (error) {
+          console.log('settled', error.code);
+        }
+      `;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      assert.ok(await until(() => out.includes('ready'), 15_000));
+      await sleep(300);
+      agent.signal('SIGKILL');
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      assert.match(out, /settled ERR_WORKER_CRASHED/);
+      assert.equal(code, 0);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  test('an agent whose workers cannot start is left alone; the pool serves from the others', async () => {
+    const good = await AgentProcess.start({ args: ['--workers', '1'] });
+    const bad = await AgentProcess.start({ args: ['--workers', '2', '--setup', 'import no_such_module_anywhere'] });
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(String(w.code));
+    process.on('warning', onWarning);
+    try {
+      const pool = await remotePool([good, bad]);
+      for (let i = 0; i < 30; i++) {
+        assert.equal(await pool.eval('2 + 2'), 4);
+        await sleep(50);
+      }
+      assert.ok(pool.ready);
+      assert.ok(await until(() => warnings.includes('PYWORKERS_AGENT_FAILING'), 5000), 'the bad agent was benched with a warning');
+      assert.equal(pool.stats().perWorker.filter((w) => w.state === 'ready').length, 1);
+    } finally {
+      process.off('warning', onWarning);
+      await good.stop();
+      await bad.stop();
+    }
+  });
+
+  test('an agent with no host drains at once; a peer that never completes the TLS handshake is dropped after helloTimeout', async () => {
+    const agent = await AgentProcess.start({ args: ['--workers', '1', '--drain-timeout', '20s'] });
+    try {
+      const started = Date.now();
+      const silent = net.connect(agent.port, '127.0.0.1'); // plain TCP to the TLS port: no handshake ever
+      silent.on('error', () => {});
+      await new Promise((resolve) => silent.once('close', resolve));
+      assert.ok(Date.now() - started < 12_000, `dropped after ${Date.now() - started} ms (handshake and HELLO: twice helloTimeout)`);
+      const drainStarted = Date.now();
+      agent.signal('SIGTERM');
+      const exit = await agent.exited;
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - drainStarted < 5000, `drained in ${Date.now() - drainStarted} ms`);
+      assert.match(agent.stderr, /drained in/);
+    } finally {
+      await agent.stop();
+    }
+  });
 });

@@ -430,6 +430,9 @@ class Worker(StreamRequests, CallbackRequests):
             sys.path.insert(0, entry)
         try:
             limit = config.get('memoryLimit')
+            forced = os.environ.get('PYWORKERS_MEMORY_LIMIT')  # an agent's cap (pyworkers serve), whatever its host asks
+            if forced:
+                limit = min(int(forced), limit) if limit else int(forced)
             if limit:
                 import resource
                 # RLIMIT_DATA counts heap and anonymous mmaps (pymalloc arenas, big buffers) but not the ~8 MiB

@@ -16,9 +16,12 @@ import { GC_PAUSE_BUCKETS } from '../metrics/histogram.js';
 import { RemoteError } from '../errors.js';
 import type { AgentConnection } from '../remote/connection.js';
 import { Placement } from '../remote/placement.js';
+import { after } from '../util/timers.js';
 
-/** Workers that die this many times in a row before answering make the pool stop respawning. */
+/** Workers that die this many times in a row before answering make the pool stop respawning (a remote pool: that agent, for a while). */
 const MAX_START_FAILURES = 3;
+/** How long (ms) a remote pool leases nothing on an agent whose workers keep failing to start. */
+const AGENT_BACKOFF = 30_000;
 /** RSS is read for `recycle.maxRss` after a call at most this often per worker (ms). */
 const RSS_CHECK_INTERVAL = 20;
 /** The watchdog reads every worker's memory and state from /proc this often (ms) with maxMemory or maxRss set... */
@@ -275,6 +278,7 @@ export class Fleet {
     slot.ready = started.then(
       (info) => {
         this.#startFailures = 0;
+        if (agent) agent.startFailures = 0;
         this.version = info.version;
         if (rotation) {
           this.hooks.workerStart(worker);
@@ -294,9 +298,16 @@ export class Fleet {
   #onExit(worker: PythonWorker, info: WorkerExitInfo, requeue: Job[]): void {
     const slot = this.#slotOf.get(worker)!;
     this.#slotOf.delete(worker);
+    const agent = this.#agentOf.get(worker);
     const remote = this.#agentOf.delete(worker);
-    // A worker lost with its agent's connection says nothing about whether workers can start.
-    const startFailed = worker.info === undefined && !worker.linkLost;
+    // A worker lost with its agent's connection says nothing about whether workers can start. A remote worker
+    // that fails to start counts against its agent, not the pool: one misconfigured agent (a bad --setup, a
+    // broken venv) is left alone for a while, and the pool goes on with the others.
+    let startFailed = worker.info === undefined && !worker.linkLost;
+    if (startFailed && agent && !this.hooks.closing()) {
+      startFailed = false;
+      if (++agent.startFailures >= MAX_START_FAILURES) this.#benchAgent(agent, slot.startError);
+    }
     clearTimeout(slot.stealTimer);
     const at = this.slots.indexOf(slot);
     const closing = this.hooks.closing();
@@ -388,6 +399,15 @@ export class Fleet {
     }
   }
 
+  /** An agent whose workers keep failing to start: lease nothing there for AGENT_BACKOFF ms, then try again. */
+  #benchAgent(agent: AgentConnection, cause: Error | undefined): void {
+    agent.startFailures = 0;
+    agent.failingUntil = Date.now() + AGENT_BACKOFF;
+    agent.lastStartError = cause;
+    process.emitWarning(`Workers on agent ${agent.endpoint} keep failing to start (${MAX_START_FAILURES} in a row): none is leased there for ${AGENT_BACKOFF / 1000} s. Last: ${cause?.message ?? 'no message'}`, { code: 'PYWORKERS_AGENT_FAILING' });
+    after(AGENT_BACKOFF, () => this.#fill());
+  }
+
   /** A remote pool: lease workers on the agents with room; resolves to how many were started. */
   #fill(): number {
     if (!this.#placement || this.hooks.closing() || this.#broken) return 0;
@@ -412,13 +432,18 @@ export class Fleet {
       if (worker.load === 0 && !worker.pinned) void worker.terminate();
       else this.hooks.reclaim(slot);
     }
-    if (this.#spare && this.#agentOf.get(this.#spare.worker) === agent) this.#spare.worker.kill('not needed');
+    // Replacements still starting there (out of rotation) are not needed any more.
+    for (const [worker, where] of this.#agentOf) {
+      if (where === agent && !this.slots.some((s) => s.worker === worker) && worker.state !== 'exited' && count === Infinity) worker.kill('not needed');
+    }
     this.#fill();
   }
 
   /** The agent shared its workers out again: give back what is over our share (others wait for it), lease what is under. */
   #regrant(agent: AgentConnection): void {
-    const held = this.slots.filter((s) => this.#agentOf.get(s.worker) === agent && (s.worker.state === 'ready' || s.worker.state === 'starting')).length;
+    // What we hold there, replacements still starting included.
+    let held = 0;
+    for (const [worker, where] of this.#agentOf) if (where === agent && (worker.state === 'ready' || worker.state === 'starting')) held++;
     const over = held - (agent.welcome?.grant ?? 0);
     if (over > 0) this.#release(agent, over);
     else this.#fill();
@@ -491,8 +516,10 @@ export class Fleet {
     }
     this.#spare = undefined;
     const takeOver = () => {
-      if (this.hooks.closing() || worker.state === 'exited') {
+      const agent = this.#agentOf.get(replacement.worker);
+      if (this.hooks.closing() || worker.state === 'exited' || (agent && (agent.draining || !agent.welcome))) {
         replacement.worker.kill('not needed');
+        slot.replacing = false;
         return;
       }
       this.slots.push(replacement);

@@ -146,6 +146,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   #monitor: MemoryMonitor | undefined;
   readonly #collector: MetricsCollector;
   #shutdown: Promise<boolean> | undefined;
+  #queueHold: NodeJS.Timeout | undefined;
 
   /** @internal Use {@link createPool}. */
   constructor(options: ResolvedPoolOptions, python: PythonInfo) {
@@ -198,7 +199,10 @@ export class Pool extends EventEmitter<PoolEvents> {
       },
       requeue: (job) => {
         if (this.#closing && !this.#closed) failJob(job, new PoolClosedError());
-        else this.#scheduler.enqueue(job, true);
+        else {
+          this.#scheduler.enqueue(job, true);
+          if (options.remote) this.#holdWhileQueued();
+        }
       },
       reclaim: (slot) => this.#scheduler.reclaim(slot),
       broken: (error) => this.#onBroken(error),
@@ -237,7 +241,10 @@ export class Pool extends EventEmitter<PoolEvents> {
         const scope = callbackScope.getStore();
         const worker = scope?.active ? scope.worker : undefined;
         if (worker && worker.state !== 'exited' && fleet.owns(worker)) worker.send(job);
-        else this.#scheduler.enqueue(job);
+        else {
+          this.#scheduler.enqueue(job);
+          if (options.remote) this.#holdWhileQueued();
+        }
       },
       registered: (state, stream, open) => this.#registered(state, stream, open),
       unpinned: (worker) => fleet.unpinned(worker),
@@ -537,6 +544,20 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * A remote pool whose calls wait in its queue (no agent reachable, all busy): keep Node alive until they leave
+   * it, as a local pool's starting workers do. Its agents' reconnection timers do not, so that an idle pool lets
+   * the process exit.
+   */
+  #holdWhileQueued(): void {
+    if (this.#queueHold || this.#scheduler.waiting() === 0) return;
+    this.#queueHold = setInterval(() => {
+      if (this.#scheduler.waiting() > 0 && !this.#closed) return;
+      clearInterval(this.#queueHold);
+      this.#queueHold = undefined;
+    }, 50);
+  }
 
   #checkOpen(): void {
     if (this.#closing) throw new PoolClosedError();

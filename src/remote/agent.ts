@@ -46,6 +46,8 @@ const AGENT_KEYS = ['listen', 'token', 'tls', 'insecure', 'perHost', 'drainTimeo
 const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'] as const;
 /** The agent reads its workers' memory this often (ms): the cap, stopped workers, the figures hosts get. */
 const WATCH_INTERVAL = 100;
+/** Connections let through the TLS handshake and still waiting for their HELLO, at most. */
+const MAX_UNAUTHENTICATED = 64;
 /** What an ended session's workers had started is kept this long (ms) for its host's reconnection. */
 const VERDICT_TTL = 60_000;
 /** How long (ms) the share of a host whose connection dropped is kept for its return before the others get it. */
@@ -259,11 +261,14 @@ class Session {
     let previous: Record<number, number | null> = {};
     if (typeof hello.client === 'string' && hello.client.length <= 64) {
       this.client = hello.client;
-      this.agent.seen(hello.client);
       // The host is back (after a cut, or a partition it gave up on first): its old session's workers are gone
       // for it. Free their lease now rather than when that session times out, and tell it what they had started.
       previous = await this.agent.resume(this);
       if (this.#closed) return;
+      if (this.agent.draining) {
+        this.refuse('ERR_REMOTE_DRAINING', 'the agent is draining (shutting down)');
+        return;
+      }
     }
     if (typeof hello.heartbeatInterval === 'number' && hello.heartbeatInterval > 0) {
       this.silentAfter = Math.max(this.agent.options.sessionTimeout, 3 * hello.heartbeatInterval);
@@ -278,6 +283,7 @@ class Session {
       return;
     }
     this.welcomed = true;
+    if (this.client) this.agent.seen(this.client);
     this.writer.send(Msg.WELCOME, 0, { ...this.agent.welcome(this), previous });
   }
 
@@ -285,7 +291,7 @@ class Session {
   #open(channel: number): void {
     if (this.workers.has(channel) || channel === 0) throw new WireError(`channel ${channel} is in use`);
     if (this.agent.draining) {
-      this.writer.send(Msg.OPENED, channel, { error: 'the agent is draining' });
+      this.writer.send(Msg.OPENED, channel, { error: 'the agent is draining', draining: true });
       return;
     }
     if (this.workers.size >= this.grant + 1) {
@@ -304,7 +310,7 @@ class Session {
     let markExited!: () => void;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
     const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined, exited, markExited };
-    worker.link = new ProcessLink(nextWorkerId++, { executable: python.executable, cwd: pool.cwd, env: pool.env, memoryLimit: pool.maxMemory }, {
+    worker.link = new ProcessLink(nextWorkerId++, { executable: python.executable, cwd: pool.cwd, env: this.agent.workerEnv, memoryLimit: pool.maxMemory }, {
       output: (stream, text) => this.writer.send(stream === 'stdout' ? Msg.STDOUT : Msg.STDERR, channel, text),
       exit: (code, signal, error) => {
         if (this.workers.get(channel) !== worker) return;
@@ -355,12 +361,22 @@ export class Agent {
   /** What the workers of ended sessions had started, by the host's client id, until it reconnects (or VERDICT_TTL). */
   readonly #verdicts = new Map<string, { channels: Map<number, number | null>; pending: Array<Promise<void>>; expires: number }>();
 
+  /**
+   * @internal The environment of its workers: its own, without its token (a host's code must not read it), with
+   * its memory cap (applied by the worker whatever its host's INIT says).
+   */
+  readonly workerEnv: NodeJS.ProcessEnv;
+
   /** @internal Use {@link startAgent}. */
   constructor(options: ResolvedAgentOptions, python: PythonInfo) {
     this.options = options;
     this.python = python;
+    const { PYWORKERS_TOKEN: _token, ...env } = options.pool.env;
+    this.workerEnv = { ...env, ...(options.pool.maxMemory ? { PYWORKERS_MEMORY_LIMIT: String(options.pool.maxMemory) } : {}) };
     const accept = (socket: net.Socket) => {
-      if (this.#draining) {
+      // At most MAX_UNAUTHENTICATED connections waiting for their HELLO: a flood of idle peers cannot take the
+      // agent's file descriptors (each is dropped after helloTimeout anyway).
+      if (this.#draining || [...this.#sessions].filter((s) => !s.authed).length >= MAX_UNAUTHENTICATED) {
         socket.destroy();
         return;
       }
@@ -368,10 +384,30 @@ export class Agent {
     };
     const tlsOptions = options.tls;
     this.#server = tlsOptions
-      ? tls.createServer({ cert: tlsOptions.cert, key: tlsOptions.key, ...(tlsOptions.ca ? { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true } : {}), minVersion: 'TLSv1.2' }, accept)
+      ? tls.createServer(
+          {
+            cert: tlsOptions.cert,
+            key: tlsOptions.key,
+            ...(tlsOptions.ca ? { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true } : {}),
+            minVersion: 'TLSv1.2',
+            // The handshake counts against the HELLO's time too (Node's default would let it hang 120 s).
+            handshakeTimeout: options.helloTimeout,
+          },
+          accept,
+        )
       : net.createServer(accept);
     // A TLS handshake that fails (no client certificate, a plain-TCP peer) never reaches `accept`.
     this.#server.on('tlsClientError', () => {});
+    // A peer that never even starts its handshake is not timed by Node: give handshake and HELLO together twice
+    // the HELLO's time, then drop the connection unless it became a host's.
+    this.#server.on('connection', (raw: net.Socket) => {
+      const peer = `${raw.remoteAddress}:${raw.remotePort}`;
+      const timer = setTimeout(() => {
+        if (![...this.#sessions].some((s) => s.authed && s.peer === peer)) raw.destroy();
+      }, 2 * options.helloTimeout);
+      timer.unref();
+      raw.once('close', () => clearTimeout(timer));
+    });
     this.#watchTimer = setInterval(() => this.#watch(), WATCH_INTERVAL);
     this.#watchTimer.unref();
   }
@@ -561,8 +597,7 @@ export class Agent {
         session.writer.send(Msg.GRANT, 0, { grant: session.grant });
       }
     }
-    if (!this.#draining) return;
-    if (this.stats().workers > 0) return;
+    if (this.#drainWaiters.length === 0 || this.stats().workers > 0) return;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const fn of waiters) fn();

@@ -57,7 +57,15 @@ export class AgentConnection {
   /** The address connected to, `'ip:port'`. */
   readonly endpoint: string;
   welcome: Welcome | undefined;
+  /** Takes no new lease: the agent drains, or DNS no longer lists it. */
   draining = false;
+  /** The agent itself said it drains (DNS listing it again does not undo that). */
+  drainedByAgent = false;
+  /** Workers that failed to start here in a row (see Fleet#benchAgent). */
+  startFailures = 0;
+  /** Nothing is leased here before this time (ms since the epoch): its workers kept failing to start. */
+  failingUntil = 0;
+  lastStartError: Error | undefined;
   /** The agent had no room for a worker: lease nothing more there until it says it has (GRANT). */
   waitingForRoom = false;
   /** Why the last attempt failed, if it did. */
@@ -96,7 +104,7 @@ export class AgentConnection {
 
   /** Let in and not draining: new workers may be leased here. */
   get open(): boolean {
-    return this.welcome !== undefined && !this.draining && !this.#closed && !this.waitingForRoom;
+    return this.welcome !== undefined && !this.draining && !this.#closed && !this.waitingForRoom && Date.now() >= this.failingUntil;
   }
 
   /** Workers leased here and not exited. */
@@ -145,7 +153,14 @@ export class AgentConnection {
         reader.push(chunk);
         if (this.welcome) clearTimeout(timer); // let in: the attempt is over
       } catch (error) {
-        failure = error instanceof RemoteError ? error : new RemoteError('protocol', this.endpoint, `agent ${this.endpoint} sent what this host cannot read: ${(error as Error).message}`);
+        if (!(error instanceof RemoteError || error instanceof WireError)) {
+          // Not the agent's fault (a listener of the pool's events threw): as a local worker's would, it surfaces.
+          queueMicrotask(() => {
+            throw error;
+          });
+          return;
+        }
+        failure = error instanceof RemoteError ? error : new RemoteError('protocol', this.endpoint, `agent ${this.endpoint} sent what this host cannot read: ${error.message}`);
         socket.destroy();
       }
     });
@@ -186,13 +201,17 @@ export class AgentConnection {
       }
       case Msg.DRAIN:
         if (!this.draining) {
-          this.draining = true;
+          this.draining = this.drainedByAgent = true;
           this.#events.draining(this);
         }
         return;
       case Msg.OPENED: {
         const answer = parseJson(payload);
         if (answer.room === true) this.waitingForRoom = true;
+        if (answer.draining === true && !this.draining) {
+          this.draining = this.drainedByAgent = true;
+          this.#events.draining(this);
+        }
         if (typeof answer.error === 'string') this.#links.delete(channel); // no worker there: not leased
         link?.opened(answer);
         this.#updateRef();
@@ -229,7 +248,7 @@ export class AgentConnection {
     if (typeof welcome.grant !== 'number' || typeof welcome.hostname !== 'string') throw new WireError('a WELCOME without its fields');
     this.#settleOrphans(welcome.previous ?? {});
     this.welcome = welcome;
-    this.draining = false;
+    this.draining = this.drainedByAgent = false;
     this.waitingForRoom = false;
     this.lastError = undefined;
     this.#attempt = 0;
@@ -277,8 +296,8 @@ export class AgentConnection {
         this.#orphans.set(channel, link);
       }
       if (links.length > 0 && !this.#verdictTimer) {
+        // Ref'd: calls wait on it (at most 2 s).
         this.#verdictTimer = setTimeout(() => this.#settleOrphans(undefined), Math.min(VERDICT_WAIT, this.#options.heartbeatTimeout));
-        this.#verdictTimer.unref();
       }
     }
     if (wasOpen || links.length > 0) this.#events.lost(this, lost);
@@ -298,7 +317,9 @@ export class AgentConnection {
     this.#orphans.clear();
     for (const [channel, link] of orphans) {
       const verdict = previous?.[channel];
-      link.drop(link.suspended ?? 'the connection was lost', verdict === undefined ? 'all' : verdict === null ? 'head' : verdict);
+      // null: the agent could not tell (no progress file); answers may have been lost with the connection, so
+      // unlike an exit reported in order ('head'), every request sent may have started.
+      link.drop(link.suspended ?? 'the connection was lost', typeof verdict === 'number' ? verdict : 'all');
     }
   }
 

@@ -57,7 +57,7 @@ export class Placement {
     try {
       await this.#resolve(true);
       this.#scheduleResolve();
-      if (this.connections.some((c) => c.open)) return;
+      if (this.connections.some((c) => c.welcome)) return;
       await this.#firstWelcome(timeout);
     } finally {
       // From now on a connection keeps Node alive only while its workers have work.
@@ -107,7 +107,10 @@ export class Placement {
         if (net.isIP(endpoint.host)) addresses = [endpoint.host];
         else {
           try {
-            addresses = (await lookup(endpoint.host, { all: true })).map((a) => a.address);
+            const found = await lookup(endpoint.host, { all: true });
+            // A dual-stack name gives each agent twice (A and AAAA): one family, IPv4 when there is one.
+            const v4 = found.filter((a) => a.family === 4);
+            addresses = (v4.length > 0 ? v4 : found).map((a) => a.address);
           } catch (error) {
             complete = false; // keep what we have: a DNS hiccup must not drop live agents
             if (first) this.#add(endpoint.host, endpoint.port, undefined, seen);
@@ -135,7 +138,7 @@ export class Placement {
     if (this.#closed) return;
     const known = this.#connections.get(key);
     if (known) {
-      if (this.#leaving.delete(known)) known.draining = false; // listed again
+      if (this.#leaving.delete(known)) known.draining = known.drainedByAgent; // listed again
       return;
     }
     const connection = new AgentConnection({ host, port }, servername, this.#options, this.#events);
