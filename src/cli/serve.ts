@@ -54,6 +54,12 @@ Examples:
     --token-file /etc/pyworkers/token --workers 4 --max-memory 1GiB --health 0.0.0.0:7701
   PYWORKERS_TOKEN=dev-token-0123456789 pyworkers serve --listen 127.0.0.1:7700 --insecure`;
 
+/** The agent's option names in a message, as this command's flags. */
+function flagNames(message: string): string {
+  const flags: Record<string, string> = { token: '--token-file (or $PYWORKERS_TOKEN)', 'tls.ca': '--tls-ca', tls: '--tls-cert and --tls-key' };
+  return message.replace(/options\.([\w.]+)/g, (_, name: string) => flags[name] ?? `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+}
+
 function readFile(file: string, option: string): string {
   try {
     return readFileSync(file, 'utf8');
@@ -104,7 +110,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   try {
     agent = await startAgent(agentOptions);
   } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_INVALID_ARGUMENT') throw new UsageError((error as Error).message.replace(/options\.(\w+)/g, (_, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`), 'serve');
+    if ((error as { code?: string }).code === 'ERR_INVALID_ARGUMENT') throw new UsageError(flagNames((error as Error).message), 'serve');
     throw error;
   }
   const security = agentOptions.insecure ? 'no TLS' : agentOptions.tls?.ca ? (token ? 'TLS, client certificates and token' : 'TLS and client certificates') : 'TLS and token';
