@@ -555,6 +555,25 @@ describe('partitions', { skip }, () => {
     }
   });
 
+  test('--token and --cert/--key: the token given on the command line (a short one is warned about)', async () => {
+    const c = makeCerts();
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['dist/cli/main.js', 'serve', '--listen', '127.0.0.1:0', '--workers', '1', '--token', 'shortone', '--cert', c.files.cert, '--key', c.files.key], { env: { ...process.env, PYWORKERS_TOKEN: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    try {
+      assert.ok(await until(() => /listening on [^ ]+:(\d+)/.test(stderr), 15_000), stderr);
+      assert.match(stderr, /shorter than 16/);
+      assert.match(stderr, /\(TLS and token\)/);
+      const port = /listening on [^ ]+:(\d+)/.exec(stderr)![1];
+      const pool = await createPool({ forwardOutput: false, remote: { endpoints: [`127.0.0.1:${port}`], token: 'shortone', ca: c.ca } });
+      pools.add(pool);
+      assert.equal(await pool.eval('3 * 3'), 9);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   test('a cut connection: the agent says on reconnection what had started; calls sent ahead that had not run elsewhere', async () => {
     const agent = await AgentProcess.start({ args: ['--workers', '1'] });
     const proxy = new CutProxy(() => agent.port);

@@ -13,9 +13,13 @@ import { renderHelp, type Io } from './io.js';
 export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'listen', kind: 'string', value: 'HOST:PORT', help: 'where hosts connect, e.g. 0.0.0.0:7700 (required)' },
   { name: 'token-file', kind: 'string', value: 'FILE', help: 'the token hosts must present (else $PYWORKERS_TOKEN)' },
-  { name: 'tls-cert', kind: 'string', value: 'FILE', help: "this agent's certificate (PEM)" },
-  { name: 'tls-key', kind: 'string', value: 'FILE', help: 'its private key (PEM)' },
-  { name: 'tls-ca', kind: 'string', value: 'FILE', help: "mutual TLS: hosts must present a certificate this CA signed" },
+  { name: 'token', kind: 'string', value: 'TOKEN', help: 'the token itself (other users see it in ps: prefer the two above)' },
+  { name: 'tls-cert', kind: 'string', value: 'FILE', help: "this agent's certificate (PEM); also --cert" },
+  { name: 'tls-key', kind: 'string', value: 'FILE', help: 'its private key (PEM); also --key' },
+  { name: 'tls-ca', kind: 'string', value: 'FILE', help: 'mutual TLS: hosts must present a certificate this CA signed; also --ca' },
+  { name: 'cert', kind: 'string', value: 'FILE', help: 'the same as --tls-cert' },
+  { name: 'key', kind: 'string', value: 'FILE', help: 'the same as --tls-key' },
+  { name: 'ca', kind: 'string', value: 'FILE', help: 'the same as --tls-ca' },
   { name: 'insecure', kind: 'flag', help: 'no TLS (allowed only on a loopback address)' },
   { name: 'workers', kind: 'int', value: 'N', min: 1, help: 'worker processes this agent runs, for all hosts (default: as a pool picks)' },
   { name: 'per-host', kind: 'int', value: 'N', min: 1, help: 'the most workers one host may lease (default: all)' },
@@ -38,8 +42,8 @@ export const SERVE_HELP = `Usage: pyworkers serve --listen HOST:PORT [options]
 Run Python workers on this machine for pyworkers hosts on others. A host
 connects with createPool({ remote: { endpoints: ['HOST:PORT'], token, ca } })
 and leases workers: each runs for that host alone. The connection is TLS
-(--tls-cert, --tls-key), and a host is let in with the token (--token-file or
-$PYWORKERS_TOKEN, at least 16 characters) or, with --tls-ca, a client
+(--tls-cert, --tls-key), and a host is let in with the token (--token-file,
+$PYWORKERS_TOKEN or --token) or, with --tls-ca, a client
 certificate; both when both are given. --insecure (no TLS) is for loopback only,
 and still needs the token.
 
@@ -78,11 +82,11 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (!listen) throw new UsageError('missing --listen HOST:PORT', 'serve');
   const agentOptions: AgentOptions = { listen };
   const tokenFile = options.get('token-file') as string | undefined;
-  const token = tokenFile ? readFile(tokenFile, 'token-file').trim() : process.env.PYWORKERS_TOKEN;
+  const token = tokenFile ? readFile(tokenFile, 'token-file').trim() : ((options.get('token') as string | undefined) ?? process.env.PYWORKERS_TOKEN);
   if (token) agentOptions.token = token;
-  const cert = options.get('tls-cert') as string | undefined;
-  const key = options.get('tls-key') as string | undefined;
-  const ca = options.get('tls-ca') as string | undefined;
+  const cert = (options.get('tls-cert') ?? options.get('cert')) as string | undefined;
+  const key = (options.get('tls-key') ?? options.get('key')) as string | undefined;
+  const ca = (options.get('tls-ca') ?? options.get('ca')) as string | undefined;
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together', 'serve');
   if (ca && !cert) throw new UsageError('--tls-ca (mutual TLS) needs --tls-cert and --tls-key', 'serve');
   if (cert && key) agentOptions.tls = { cert: readFile(cert, 'tls-cert'), key: readFile(key, 'tls-key'), ...(ca ? { ca: readFile(ca, 'tls-ca') } : {}) };

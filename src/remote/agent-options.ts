@@ -71,7 +71,10 @@ export function resolveAgentOptions(options: unknown): ResolvedAgentOptions {
   if (insecure && tlsOptions) throw new ArgumentError('options.insecure and options.tls exclude each other');
   if (!insecure && !tlsOptions) throw new ArgumentError('An agent speaks TLS: give options.tls ({ cert, key }), or options.insecure on a loopback address');
   const token = o.token === undefined ? undefined : checkString(o.token, 'options.token');
-  if (token !== undefined && token.length < 16) throw new ArgumentError('options.token must be at least 16 characters');
+  if (token !== undefined && token.length === 0) throw new ArgumentError('options.token must not be empty');
+  if (token !== undefined && token.length < 16) {
+    process.emitWarning('The agent\'s token is shorter than 16 characters: easy to guess. Make one with `openssl rand -hex 24`.', { code: 'PYWORKERS_WEAK_TOKEN' });
+  }
   if (token === undefined && !tlsOptions?.ca) {
     // Also on loopback without TLS: any local user could otherwise run code as the agent's.
     throw new ArgumentError(
