@@ -432,11 +432,18 @@ export class Fleet {
       if (worker.load === 0 && !worker.pinned) void worker.terminate();
       else this.hooks.reclaim(slot);
     }
-    // Replacements still starting there (out of rotation) are not needed any more.
-    for (const [worker, where] of this.#agentOf) {
-      if (where === agent && !this.slots.some((s) => s.worker === worker) && worker.state !== 'exited' && count === Infinity) worker.kill('not needed');
+    // All given back: replacements still starting there (out of rotation) are not needed any more.
+    if (count === Infinity) {
+      for (const [worker, where] of this.#agentOf) {
+        if (where === agent && worker.state !== 'exited' && !this.slots.some((s) => s.worker === worker)) worker.kill('not needed');
+      }
     }
     this.#fill();
+  }
+
+  /** A worker given back to its agent ends once it has no call and nothing pins it. */
+  #endIfGivenBack(worker: PythonWorker): void {
+    if (worker.killReason === RELEASED && worker.state === 'retiring' && worker.load === 0 && !worker.pinned) void worker.terminate();
   }
 
   /** The agent shared its workers out again: give back what is over our share (others wait for it), lease what is under. */
@@ -456,7 +463,8 @@ export class Fleet {
     const { worker } = slot;
     slot.lastActive = Date.now();
     if (worker.state === 'retiring') {
-      if (worker.load === 0 && (worker.killReason === 'recycled' || (worker.killReason === RELEASED && !worker.pinned))) void worker.terminate();
+      if (worker.killReason === 'recycled' && worker.load === 0) void worker.terminate();
+      else this.#endIfGivenBack(worker);
       return;
     }
     if (worker.state !== 'ready' || slot.replacing || this.hooks.closing()) return;
@@ -490,7 +498,7 @@ export class Fleet {
 
   /** A context closed, a stream ended or a handle was released on `worker`: retire it if that was all that kept it. */
   unpinned(worker: PythonWorker): void {
-    if (worker.killReason === RELEASED && worker.state === 'retiring' && worker.load === 0 && !worker.pinned) void worker.terminate();
+    this.#endIfGivenBack(worker);
     const slot = this.#slotOf.get(worker);
     if (slot?.retireWhenFree && !worker.pinned) void this.retire(slot, slot.retireWhenFree);
   }

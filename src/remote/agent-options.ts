@@ -9,7 +9,7 @@ import { checkInteger, checkKnownKeys, checkMilliseconds, checkObject, checkStri
 import { formatAddress, isLoopback, parseAddress, type Address } from './address.js';
 
 /** The worker settings an agent takes: those of a pool that shape its processes. */
-export type AgentPoolOptions = Pick<PoolOptions, 'workers' | 'python' | 'venv' | 'cwd' | 'env' | 'pythonPath' | 'setup' | 'maxMemory' | 'recycle' | 'livenessTimeout' | 'startTimeout' | 'arrays'>;
+export type AgentPoolOptions = Pick<PoolOptions, 'workers' | 'python' | 'venv' | 'cwd' | 'env' | 'pythonPath' | 'setup' | 'maxMemory' | 'recycle' | 'livenessTimeout'>;
 
 export interface AgentOptions extends AgentPoolOptions {
   /** Where to accept hosts: `'HOST:PORT'` (port 0: any free port, see `agent.address`). */
@@ -33,8 +33,8 @@ export interface AgentOptions extends AgentPoolOptions {
 }
 
 
-const AGENT_KEYS = ['listen', 'token', 'tls', 'insecure', 'perHost', 'drainTimeout', 'health', 'sessionTimeout', 'helloTimeout', 'workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'];
-const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout', 'startTimeout', 'arrays'] as const;
+const POOL_KEYS = ['workers', 'python', 'venv', 'cwd', 'env', 'pythonPath', 'setup', 'maxMemory', 'recycle', 'livenessTimeout'] as const;
+const AGENT_KEYS = ['listen', 'token', 'tls', 'insecure', 'perHost', 'drainTimeout', 'health', 'sessionTimeout', 'helloTimeout', ...POOL_KEYS];
 
 export interface ResolvedAgentOptions {
   listen: Address;

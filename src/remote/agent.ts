@@ -199,12 +199,8 @@ export class Agent {
       python: { version: this.python.version, executable: this.python.executable },
       maxMemory: pool.maxMemory ?? null,
       recycle: { maxRss: pool.recycle.maxRss ?? null, maxCalls: pool.recycle.maxCalls ?? null, idleTimeout: pool.recycle.idleTimeout ?? null },
-      livenessTimeout: pool.livenessTimeout,
       setup: pool.setup,
       pythonPath: pool.pythonPath,
-      arrays: pool.arrays,
-      startTimeout: pool.startTimeout,
-      draining: false,
     };
   }
 
@@ -212,10 +208,10 @@ export class Agent {
   pong(session: Session): Record<string, unknown> {
     const workers: Record<number, [number, number, number, number]> = {};
     for (const [channel, worker] of session.workers) {
-      const m = worker.link.rss();
+      const m = worker.memory; // the watchdog's reading, at most WATCH_INTERVAL old
       if (m) workers[channel] = [m.rss, m.peakRss, m.own, m.stopped ? 1 : 0];
     }
-    return { workers, draining: this.draining };
+    return { workers };
   }
 
   /**
@@ -356,9 +352,8 @@ export class Agent {
         session.close('host silent');
         continue;
       }
-      if (maxMemory === undefined && session.workers.size === 0) continue;
       for (const worker of session.workers.values()) {
-        const m = worker.link.rss();
+        const m = (worker.memory = worker.link.rss());
         if (!m) continue;
         if (m.stopped) {
           worker.stoppedSince ??= now;

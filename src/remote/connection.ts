@@ -23,10 +23,8 @@ export interface Welcome {
   python: { version: string; executable: string };
   maxMemory: number | null;
   recycle: { maxRss: number | null; maxCalls: number | null; idleTimeout: number | null };
-  livenessTimeout: number;
   setup: string[];
   pythonPath: string[];
-  startTimeout: number;
 }
 
 export interface ConnectionEvents {
@@ -277,7 +275,6 @@ export class AgentConnection {
     clearInterval(this.#heartbeat);
     this.#socket = undefined;
     this.#writer = undefined;
-    const wasOpen = this.welcome !== undefined;
     this.welcome = undefined;
     this.draining = false;
     const cause = (error as Error & { cause?: unknown }).cause;
@@ -300,7 +297,7 @@ export class AgentConnection {
         this.#verdictTimer = setTimeout(() => this.#settleOrphans(undefined), Math.min(VERDICT_WAIT, this.#options.heartbeatTimeout));
       }
     }
-    if (wasOpen || links.length > 0) this.#events.lost(this, lost);
+    this.#events.lost(this, lost);
     if (this.#closed) return;
     // Full jitter: a fleet of hosts that lost one agent does not come back in step.
     const ceiling = Math.min(this.#options.reconnect.maxDelay, this.#options.reconnect.initialDelay * 2 ** this.#attempt);

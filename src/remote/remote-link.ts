@@ -76,12 +76,8 @@ export class RemoteLink implements WorkerLink {
 
   /** @internal The agent reported the exit. */
   exited(info: Record<string, unknown>): void {
-    if (this.#exited) return;
-    this.#exited = true;
-    this.#lastStarted = typeof info.lastStarted === 'number' ? info.lastStarted : 'head';
     const reason = typeof info.reason === 'string' ? info.reason : undefined;
-    this.#end();
-    this.events.exit((info.code as number | null) ?? null, (info.signal as NodeJS.Signals | null) ?? null, reason ? new Error(reason) : undefined);
+    this.#finish(typeof info.lastStarted === 'number' ? info.lastStarted : 'head', (info.code as number | null) ?? null, (info.signal as NodeJS.Signals | null) ?? null, reason ? new Error(reason) : undefined);
   }
 
   /** @internal Its connection was lost: take nothing new until the verdict. */
@@ -97,16 +93,17 @@ export class RemoteLink implements WorkerLink {
    */
   drop(why: string, started: number | 'head' | 'all' = 'all'): void {
     if (this.#exited) return;
-    this.#exited = true;
     this.#lostWith = why;
-    this.#lastStarted = started;
-    this.#end();
-    this.events.exit(null, null, new Error(why));
+    this.#finish(started, null, null, new Error(why));
   }
 
-  #end(): void {
+  #finish(started: number | 'head' | 'all', code: number | null, signal: NodeJS.Signals | null, error: Error | undefined): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    this.#lastStarted = started;
     this.data.push(null);
     this.control.push(null);
+    this.events.exit(code, signal, error);
   }
 }
 

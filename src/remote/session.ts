@@ -4,7 +4,7 @@
  */
 import type net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { ProcessLink } from '../worker/link.js';
+import { ProcessLink, type ProcessMemory } from '../worker/link.js';
 import { after } from '../util/timers.js';
 import type { Agent } from './agent.js';
 import { digest } from './agent-options.js';
@@ -16,6 +16,8 @@ interface LeasedWorker {
   link: ProcessLink;
   reason: string | undefined;
   stoppedSince: number | undefined;
+  /** The watchdog's last reading of its memory (sent to the host with each heartbeat answer). */
+  memory: ProcessMemory | undefined;
   /** Resolves once its process has exited. */
   exited: Promise<void>;
   markExited: () => void;
@@ -207,7 +209,7 @@ export class Session {
     const python = this.agent.python;
     let markExited!: () => void;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
-    const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined, exited, markExited };
+    const worker: LeasedWorker = { link: undefined!, reason: undefined, stoppedSince: undefined, memory: undefined, exited, markExited };
     worker.link = new ProcessLink(nextWorkerId++, { executable: python.executable, cwd: pool.cwd, env: this.agent.workerEnv, memoryLimit: pool.maxMemory }, {
       output: (stream, text) => this.writer.send(stream === 'stdout' ? Msg.STDOUT : Msg.STDERR, channel, text),
       exit: (code, signal, error) => {

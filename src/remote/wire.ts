@@ -26,7 +26,7 @@ const SMALL = 64 * 1024;
 export const Msg = {
   /** host → agent: {magic, protocol, token?, workers?, client, heartbeatInterval, host, pid} */
   HELLO: 1,
-  /** agent → host: {protocol, hostname, grant, maxMemory, recycle, livenessTimeout, setup, pythonPath, previous} */
+  /** agent → host: {protocol, hostname, grant, python, maxMemory, recycle, setup, pythonPath, previous} */
   WELCOME: 2,
   /** agent → host: {code, message}; the agent then closes. */
   REFUSED: 3,
@@ -49,7 +49,7 @@ export const Msg = {
   END: 12,
   /** host → agent: heartbeat. */
   PING: 13,
-  /** agent → host: heartbeat answer, {workers: {channel: [rss, peakRss, own, stopped]}, draining}. */
+  /** agent → host: heartbeat answer, {workers: {channel: [rss, peakRss, own, stopped]}}. */
   PONG: 14,
   /** agent → host: {timeout}: the agent drains (SIGTERM): lease nothing new, finish the calls, give the workers back. */
   DRAIN: 15,
@@ -62,23 +62,20 @@ export const Msg = {
   GRANT: 17,
 } as const;
 
-/** Encode a message. */
-export function message(type: number, channel: number, payload?: Uint8Array | string | object): Buffer {
-  const body = payload === undefined ? EMPTY : payload instanceof Uint8Array ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
-  const out = Buffer.allocUnsafe(HEADER + body.byteLength);
-  out.writeUInt32LE(5 + body.byteLength, 0);
-  out[4] = type;
-  out.writeUInt32LE(channel, 5);
-  out.set(body, HEADER);
-  return out;
-}
-
-/** The header of a message whose payload is written after it from its own memory. */
-export function header(type: number, channel: number, size: number): Buffer {
-  const out = Buffer.allocUnsafe(HEADER);
+/** A message of `size` payload bytes: its header filled in, with room for `room` bytes of payload after it. */
+function headed(type: number, channel: number, size: number, room: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER + room);
   out.writeUInt32LE(5 + size, 0);
   out[4] = type;
   out.writeUInt32LE(channel, 5);
+  return out;
+}
+
+/** Encode a message. */
+export function message(type: number, channel: number, payload?: Uint8Array | string | object): Buffer {
+  const body = payload === undefined ? EMPTY : payload instanceof Uint8Array ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  const out = headed(type, channel, body.byteLength, body.byteLength);
+  out.set(body, HEADER);
   return out;
 }
 
@@ -155,7 +152,7 @@ export class MessageWriter {
     }
     for (let at = 0; at < bytes.byteLength; at += CHUNK) {
       const piece = bytes.subarray(at, Math.min(at + CHUNK, bytes.byteLength));
-      this.write(header(type, channel, piece.byteLength));
+      this.write(headed(type, channel, piece.byteLength, 0)); // the piece follows from its own memory
       this.write(piece);
     }
   }
@@ -168,10 +165,7 @@ export class MessageWriter {
       for (const chunk of chunks) this.writeBytes(type, channel, chunk);
       return;
     }
-    const out = Buffer.allocUnsafe(HEADER + size);
-    out.writeUInt32LE(5 + size, 0);
-    out[4] = type;
-    out.writeUInt32LE(channel, 5);
+    const out = headed(type, channel, size, size);
     let at = HEADER;
     for (const chunk of chunks) {
       out.set(chunk, at);
