@@ -407,6 +407,29 @@ describe('agents join, leave and fail', { skip }, () => {
     }
   });
 
+  test("a context on an agent that dies is lost (ERR_CONTEXT_LOST); one on the other agent keeps its namespace", async () => {
+    const a = await AgentProcess.start({ args: ['--workers', '1'] });
+    const b = await AgentProcess.start({ args: ['--workers', '1'] });
+    try {
+      const pool = await remotePool([a, b]);
+      const first = pool.context();
+      const second = pool.context(); // contexts go to the worker with the fewest: one on each agent
+      await first.exec('x = 1');
+      await second.exec('x = 2');
+      const onA = (await first.call('os', 'getppid')) === a.pid ? first : second;
+      const onB = onA === first ? second : first;
+      a.signal('SIGKILL');
+      assert.ok(await until(() => pool.stats().workers === 1, 8000));
+      const error = await rejection(onA.eval('x'));
+      assert.ok(error instanceof ContextLostError, String(error));
+      assert.equal(error.code, 'ERR_CONTEXT_LOST');
+      assert.equal(await onB.eval('x'), onB === first ? 1 : 2);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test('a SIGSTOPped agent is detected by heartbeats within heartbeatTimeout; the other keeps serving meanwhile', async () => {
     const a = await AgentProcess.start({ args: ['--workers', '1'] });
     const b = await AgentProcess.start({ args: ['--workers', '1'] });
